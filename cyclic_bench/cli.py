@@ -1,0 +1,186 @@
+"""The `cyclic-bench` command.
+
+    cyclic-bench quickstart                 TD3 and Reset on a small cyclic MuJoCo stream, then a result table
+    cyclic-bench run [key=value ...]        one run (hydra overrides: method=, protocol=, seeds=, device=, ...)
+    cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over the listed values
+    cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
+    cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
+    cyclic-bench list                       the registered methods and protocols
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from cyclic_bench.errors import ConfigError
+
+RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method.name}/${now:%Y%m%d-%H%M%S-%f}"
+HYDRA_DEFAULTS = {
+    "hydra.run.dir": RUN_DIR,
+    "hydra.sweep.dir": "runs/sweeps/${now:%Y%m%d-%H%M%S}",
+    "hydra.sweep.subdir": "${hydra.job.num}",
+    "hydra.output_subdir": "null",
+    "hydra/job_logging": "none",
+    "hydra/hydra_logging": "none",
+}
+QUICKSTART_METHODS = ("td3", "reset_switch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="cyclic-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    quick = commands.add_parser("quickstart", help="TD3 and Reset on a small cyclic MuJoCo stream, then a result table")
+    quick.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
+    quick.add_argument("--size", default="demo", help="cyclic_mujoco size (default demo)")
+    quick.add_argument("--out", default="runs/quickstart", help="where the runs go (default runs/quickstart)")
+    commands.add_parser("run", help="one run; arguments are hydra overrides", add_help=False)
+    commands.add_parser("random-returns", help="measure random-policy returns of a protocol's tasks", add_help=False)
+    commands.add_parser("list", help="registered methods and protocols")
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command == "run":
+            return run_command(rest)
+        if rest:
+            raise ConfigError(f"unrecognised arguments: {' '.join(rest)}")
+        if args.command == "quickstart":
+            return quickstart(args.seeds, args.size, Path(args.out))
+        if args.command == "list":
+            return list_command()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return random_returns_command(rest)
+
+
+def run_command(overrides: list[str]) -> int:
+    from cyclic_bench.run import resume
+
+    settings = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("hydra", "-")))
+    if "resume" in settings:
+        others = {k: _parse_scalar(v) for k, v in settings.items() if k != "resume"}
+        summary = resume(settings["resume"], **others)
+        _print_finished([summary], [Path(settings["resume"])])
+        return 0
+    compose_config(overrides)  # reports bad overrides on one line before hydra starts
+    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
+    sys.argv = ["cyclic-bench run", *hydra_args, *overrides]
+    _hydra_run()
+    return 0
+
+
+def _hydra_run() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from cyclic_bench.config import register_run_config
+    from cyclic_bench.run import train
+
+    register_run_config()
+
+    @hydra.main(config_path=None, config_name="run", version_base=None)
+    def task(config) -> None:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            summary = train(config, run_dir)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        _print_finished([summary], [run_dir])
+
+    task()
+
+
+def compose_config(overrides: list[str]):
+    """The run configuration for `overrides`; bad names or values raise ConfigError (one line)."""
+    from hydra import compose, initialize
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from cyclic_bench.config import register_run_config
+    from cyclic_bench.registry import get_method, get_protocol
+
+    register_run_config()
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "method":
+            get_method(value)
+        elif key == "protocol":
+            get_protocol(value)
+    sweep_free = [o for o in overrides if not o.startswith("-") and "," not in o.partition("=")[2] and not o.startswith("hydra")]
+    try:
+        with initialize(version_base=None, config_path=None):
+            return compose(config_name="run", overrides=sweep_free)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(str(error).strip().splitlines()[0]) from None
+
+
+def quickstart(seeds: int, size: str, out: Path) -> int:
+    """Train each quick-start method on `cyclic_mujoco` of `size`, then print the per-method, per-task table."""
+    from cyclic_bench.run import results_table, train
+
+    base = out / datetime.now().strftime("%Y%m%d-%H%M%S")
+    summaries, run_dirs = [], []
+    for method in QUICKSTART_METHODS:
+        print(f"== {method}: {seeds} seeds on cyclic_mujoco size={size}", flush=True)
+        config = compose_config([f"method={method}", "protocol=cyclic_mujoco", f"protocol.size={size}", f"seeds={seeds}"])
+        run_dirs.append(base / method)
+        summaries.append(train(config, run_dirs[-1]))
+    print("\nFinal normalised scores (last evaluation; mean [95% bootstrap CI] over seeds):")
+    print(results_table(summaries))
+    _print_finished([], run_dirs)
+    return 0
+
+
+def list_command() -> int:
+    from cyclic_bench.registry import method_names, protocol_names
+
+    print("methods:   " + ", ".join(method_names()))
+    print("protocols: " + ", ".join(protocol_names()))
+    return 0
+
+
+def random_returns_command(overrides: list[str]) -> int:
+    from cyclic_bench.config import build_run
+    from cyclic_bench.normalization import measure_random_returns
+
+    episodes = 100
+    rest = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "episodes":
+            episodes = int(value)
+        else:
+            rest.append(override)
+    try:
+        run = build_run(compose_config([*rest, "seeds=1"]))
+        results = measure_random_returns(run.stream, episodes)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _parse_scalar(text: str):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"v": text})["v"] if text not in ("true", "false") else text == "true"
+
+
+def _print_finished(summaries: list[dict], run_dirs: list[Path]) -> None:
+    from cyclic_bench.run import results_table
+
+    if summaries:
+        print("\nFinal normalised scores (last evaluation; mean [95% bootstrap CI] over seeds):")
+        print(results_table(summaries))
+    for run_dir in run_dirs:
+        print(f"run files: {run_dir.resolve()}  (evaluations.csv, diagnostics.csv, summary.json, config.yaml)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The run configuration (hydra structured config) and turning it into a stream, a method and an engine.
+
+Config groups: `method=<name>` and `protocol=<name>` (registered by the modules in methods/ and protocols/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.method import Method, MethodSpec
+from cyclic_bench.registry import get_method, get_protocol, load_all
+from cyclic_bench.stream import Stream
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunConfig:
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"method": "td3"}, {"protocol": "cyclic_mujoco"}])
+    method: Any = MISSING  # the method's config (group `method`)
+    protocol: Any = MISSING  # the protocol's config (group `protocol`)
+    seeds: int = 3  # seeds trained together in this run
+    first_seed: int = 0  # global id of the first seed; sweep shards use different first seeds
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
+    checkpoint_every: int = 0  # environment steps per seed between checkpoints; 0 = at every evaluation
+    progress: bool = True  # show a progress bar
+    resume: str | None = None  # a run directory to continue from its last checkpoint
+
+
+def register_run_config() -> None:
+    load_all()
+    ConfigStore.instance().store(name="run", node=RunConfig)
+
+
+def resolve_device(name: str) -> torch.device:
+    require(name in DEVICES, f"device={name!r} is not allowed; allowed: {', '.join(DEVICES)}")
+    if name == "cuda":
+        require(torch.cuda.is_available(), "device=cuda but no CUDA GPU is visible to torch; use device=auto or device=cpu")
+    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def _instantiate(config_cls: type, node: DictConfig | dict, what: str):
+    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    require(not unknown, f"{what} has no setting {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    return config_cls(**values)
+
+
+@dataclass
+class Run:
+    """Everything a run needs, built and validated from its configuration."""
+
+    config: DictConfig
+    stream: Stream
+    method: Method
+    device: torch.device
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.config.checkpoint_every or self.stream.eval_every
+
+
+def build_run(config: DictConfig) -> Run:
+    """Validate `config` and build its stream and method; raises ConfigError with a one-line message."""
+    require(isinstance(config.seeds, int) and config.seeds > 0, f"seeds={config.seeds} is not allowed: it must be an integer > 0")
+    require(config.first_seed >= 0, f"first_seed={config.first_seed} is not allowed: it must be >= 0")
+    require(config.checkpoint_every >= 0, f"checkpoint_every={config.checkpoint_every} is not allowed: it must be >= 0")
+    device = resolve_device(config.device)
+    family = get_protocol(config.protocol.name)
+    stream = family.build(_instantiate(family.config, config.protocol, f"protocol {family.name}"))
+    method_cls, method_config_cls = get_method(config.method.name)
+    method_config = _instantiate(method_config_cls, config.method, f"method {config.method.name}")
+    require(
+        stream.action_kind in method_cls.action_kinds,
+        f"method={config.method.name!r} cannot play {stream.name}: it has {stream.action_kind} actions and the method supports {', '.join(sorted(method_cls.action_kinds))}",
+    )
+    spec = MethodSpec(
+        obs_dim=stream.obs_dim,
+        action_dim=stream.action_dim,
+        action_kind=stream.action_kind,
+        seed_ids=tuple(range(config.first_seed, config.first_seed + config.seeds)),
+        n_tasks=len(stream.tasks),
+        total_steps=stream.total_steps,
+        device=device,
+    )
+    return Run(config, stream, method_cls(method_config, spec), device)
+
+
+def load_run_config(path) -> DictConfig:
+    """The resolved configuration saved in a run directory."""
+    try:
+        return OmegaConf.load(path)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from error

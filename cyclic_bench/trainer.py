@@ -1,0 +1,245 @@
+"""The engine: plays a method through a stream, step-budgeted, evaluating, checkpointing and resuming.
+
+One loop trains all seeds of a run at once. Budgets count environment steps per seed: each loop iteration
+is E (envs per seed) steps of every seed. All seeds switch task at the same step, and the last transition of a
+task visit is marked truncated. Evaluation runs on separate environments and never spends training budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cyclic_bench.envs import EnvPool
+from cyclic_bench.errors import require
+from cyclic_bench.method import Method, Transition
+from cyclic_bench.results import RunDir
+from cyclic_bench.rng import SeedRNG
+from cyclic_bench.stream import ActionAdapter, ObservationAdapter, Stream
+
+WARMUP_STREAM = 1000  # random-stream id of the engine's warm-up actions (methods use small ids)
+
+
+@dataclass
+class EngineOptions:
+    checkpoint_every: int  # environment steps per seed between checkpoints
+    progress: bool  # show a progress bar
+
+
+def env_seed(*key: int) -> int:
+    """A 32-bit environment seed from an integer key (seed id, purpose, cycle, task, ...)."""
+    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
+
+
+class Engine:
+    def __init__(self, stream: Stream, method: Method, run_dir: RunDir, options: EngineOptions):
+        self.stream, self.method, self.run_dir, self.options = stream, method, run_dir, options
+        self.spec = method.spec
+        self.S, self.E = self.spec.n_seeds, method.envs_per_seed
+        for name, value in (("steps_per_task", stream.steps_per_task), ("eval_every", stream.eval_every), ("checkpoint_every", options.checkpoint_every)):
+            require(value % self.E == 0, f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed")
+        self.obs_adapter = ObservationAdapter(stream)
+        self.action_adapters = [ActionAdapter(task) for task in stream.tasks]
+        self.warmup_rng = SeedRNG(self.spec.seed_ids, stream=WARMUP_STREAM, device=self.spec.device)
+        self.step = 0
+        self.pool: EnvPool | None = None  # the training environments of the current task visit
+        self.obs: np.ndarray | None = None  # their current observations, [S*E, task obs]
+        self.eval_pools: dict[int, EnvPool] = {}
+        self.rows: dict[str, list[dict]] = {"evaluations": [], "diagnostics": [], "failures": []}
+        self.wall_seconds = 0.0
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+    def run(self) -> None:
+        checkpoint = self.run_dir.load_checkpoint()
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        else:
+            self.run_dir.rewrite_tables(self.rows)
+            self.evaluate()
+        total = self.stream.total_steps
+        self.clock = (time.perf_counter(), self.wall_seconds)
+        bar = tqdm(total=total, initial=self.step, unit="step", disable=not self.options.progress, dynamic_ncols=True)
+        try:
+            while self.step < total:
+                cycle, task_index = self.stream.position(self.step)
+                if self.pool is None:
+                    self.start_visit(task_index)
+                self.train_step(task_index)
+                self.step += self.E
+                if self.step % self.stream.steps_per_task == 0:
+                    self.end_visit()
+                if self.step % self.stream.eval_every == 0:
+                    self.check_health()
+                    self.evaluate()
+                if self.step % self.options.checkpoint_every == 0 or self.step == total:
+                    self.save()
+                bar.update(self.E)
+                rate = bar.format_dict.get("rate") or 0.0
+                bar.set_postfix_str(f"task {self.stream.tasks[task_index].name} cycle {cycle + 1}/{self.stream.cycles} seed-steps/s {rate * self.S:,.0f}", refresh=False)
+        finally:
+            bar.close()
+            for pool in [self.pool, *self.eval_pools.values()]:
+                if pool is not None:
+                    pool.close()
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of training so far, across resumes."""
+        return self.clock[1] + time.perf_counter() - self.clock[0]
+
+    def make_visit_pool(self, task_index: int) -> EnvPool:
+        """The training environments of the current task visit, seeded by (seed, cycle, task, env)."""
+        cycle, _ = self.stream.position(self.step)
+        seeds = [env_seed(seed, 1, cycle, task_index, e) for seed in self.spec.seed_ids for e in range(self.E)]
+        return self.stream.tasks[task_index].make_pool(seeds)
+
+    def start_visit(self, task_index: int) -> None:
+        self.pool = self.make_visit_pool(task_index)
+        self.obs = self.pool.reset()
+        if self.stream.boundaries_visible:
+            self.method.on_task_start(task_index)
+        self.method.on_episode_start(torch.ones(self.S, self.E, dtype=torch.bool, device=self.spec.device), explore=True)
+
+    def end_visit(self) -> None:
+        self.pool.close()
+        self.pool, self.obs = None, None
+
+    def train_step(self, task_index: int) -> None:
+        S, E, device = self.S, self.E, self.spec.device
+        obs = self.to_tensor(self.obs_adapter(self.obs, task_index))
+        if self.step < self.stream.warmup_steps and self.method.uses_random_warmup:
+            action = self.random_actions()
+        else:
+            action = self.safe_actions(self.method.act(obs, explore=True))
+        result = self.pool.step(self.env_actions(action, task_index))
+        visit_ends = (self.step + E) % self.stream.steps_per_task == 0
+        truncated = result.truncated | (visit_ends & ~result.terminated)
+        self.method.observe(
+            Transition(
+                obs=obs,
+                action=action,
+                reward=self.to_tensor(result.reward),
+                next_obs=self.to_tensor(self.obs_adapter(result.final_obs, task_index)),
+                terminated=self.to_tensor(result.terminated, torch.bool),
+                truncated=self.to_tensor(truncated, torch.bool),
+                learn=self.step >= self.stream.warmup_steps,
+            )
+        )
+        self.obs = result.obs
+        ended = result.terminated | result.truncated
+        if ended.any() and not visit_ends:
+            self.method.on_episode_start(torch.as_tensor(ended, device=device).view(S, E), explore=True)
+
+    def to_tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """[S*E, ...] numpy -> [S, E, ...] tensor on the method's device."""
+        return torch.as_tensor(array, device=self.spec.device).to(dtype).view(self.S, -1, *array.shape[1:])
+
+    def env_actions(self, action: torch.Tensor, task_index: int) -> np.ndarray:
+        """[S, n, ...] agent actions -> [S*n, ...] actions of the task (first dims, rescaled to its bounds)."""
+        return self.action_adapters[task_index](action.reshape(-1, *action.shape[2:]).cpu().numpy())
+
+    def random_actions(self) -> torch.Tensor:
+        if self.spec.action_kind == "discrete":
+            return self.warmup_rng.randint(self.spec.action_dim, self.E)
+        return self.warmup_rng.uniform(self.E, self.spec.action_dim, low=-1.0, high=1.0)
+
+    def safe_actions(self, action: torch.Tensor) -> torch.Tensor:
+        """Fail seeds whose actions are not finite; failed seeds act with zeros so their envs stay valid."""
+        if action.is_floating_point():
+            bad = ~torch.isfinite(action.reshape(self.S, -1)).all(dim=1) & self.method.active
+            if bad.any():
+                self.fail(bad, "non-finite action")
+        active = self.method.active.view(-1, *([1] * (action.dim() - 1)))
+        return torch.where(active, action, torch.zeros_like(action))
+
+    # ---- failure ------------------------------------------------------------------------------------------
+    def check_health(self) -> None:
+        bad = self.method.nonfinite_seeds() & self.method.active
+        if bad.any():
+            self.fail(bad, "non-finite parameters")
+
+    def fail(self, seeds: torch.Tensor, reason: str) -> None:
+        self.method.deactivate(seeds)
+        rows = [{"seed": self.spec.seed_ids[i], "step": self.step, "reason": reason} for i in torch.flatnonzero(seeds).tolist()]
+        self.rows["failures"] += rows
+        self.run_dir.append("failures", rows)
+
+    # ---- evaluation ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> None:
+        """Every task of the stream, K deterministic episodes per seed, on environments of their own."""
+        K, eval_index = self.stream.eval_episodes, self.step // self.stream.eval_every
+        cycle, trained = self.stream.position(max(self.step - 1, 0))
+        trained_name = self.stream.tasks[trained].name if self.step > 0 else "none"
+        live = self.method.active.cpu().numpy()
+        rows = []
+        for j, task in enumerate(self.stream.tasks):
+            returns = self.run_episodes(j, [env_seed(seed, 2, eval_index, j, k) for seed in self.spec.seed_ids for k in range(K)])
+            returns = returns.reshape(self.S, K)
+            for i, seed in enumerate(self.spec.seed_ids):
+                if live[i]:
+                    mean = float(returns[i].mean())
+                    rows.append({"seed": seed, "step": self.step, "cycle": cycle, "trained_task": trained_name, "eval_task": task.name,
+                                 "return": mean, "return_std": float(returns[i].std()), "score": float(task.normalize(mean))})
+        diagnostics = {name: values.detach().cpu().numpy() for name, values in self.method.diagnostics().items()}
+        diag_rows = [
+            {"seed": seed, "step": self.step, "cycle": cycle, "trained_task": trained_name, "name": name, "value": float(values[i])}
+            for name, values in diagnostics.items() for i, seed in enumerate(self.spec.seed_ids) if live[i] and np.isfinite(values[i])
+        ]
+        for table, new in (("evaluations", rows), ("diagnostics", diag_rows)):
+            self.rows[table] += new
+            self.run_dir.append(table, new)
+
+    def run_episodes(self, task_index: int, seeds: list[int]) -> np.ndarray:
+        """One deterministic episode per seed in `seeds` (seed-major over S), returns [len(seeds)]."""
+        S, K = self.S, len(seeds) // self.S
+        if task_index not in self.eval_pools:
+            self.eval_pools[task_index] = self.stream.tasks[task_index].make_pool(seeds)
+        pool = self.eval_pools[task_index]
+        obs = pool.reset(seeds)
+        self.method.on_episode_start(torch.ones(S, K, dtype=torch.bool, device=self.spec.device), explore=False)
+        returns, running = np.zeros(len(seeds)), np.ones(len(seeds), bool)
+        while running.any():
+            x = torch.as_tensor(self.obs_adapter(obs, task_index), device=self.spec.device).view(S, K, -1)
+            action = self.safe_actions(self.method.act(x, explore=False))
+            result = pool.step(self.env_actions(action, task_index), which=running, autoreset=False)
+            returns += np.where(running, result.reward, 0.0)
+            obs = np.where(running[:, None], result.final_obs, obs)
+            running &= ~(result.terminated | result.truncated)
+        return returns
+
+    # ---- checkpoints --------------------------------------------------------------------------------------
+    def save(self) -> None:
+        self.run_dir.save_checkpoint({
+            "step": self.step,
+            "method": self.method.state_dict(),
+            "warmup_rng": self.warmup_rng.state_dict(),
+            "pool": None if self.pool is None else self.pool.get_state(),
+            "obs": self.obs,
+            "rows": self.rows,
+            "wall_seconds": self.elapsed(),
+        })
+
+    def restore(self, state: dict) -> None:
+        self.step, self.rows, self.wall_seconds = state["step"], state["rows"], state["wall_seconds"]
+        self.method.load_state_dict(_to_device(state["method"], self.spec.device))
+        self.warmup_rng.load_state_dict(_to_device(state["warmup_rng"], self.spec.device))
+        self.run_dir.rewrite_tables(self.rows)  # drops rows written after this checkpoint
+        if state["pool"] is not None:
+            self.pool = self.make_visit_pool(self.stream.position(self.step)[1])
+            self.pool.reset()
+            self.pool.set_state(state["pool"])
+            self.obs = state["obs"]
+
+
+def _to_device(tree, device: torch.device):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device)
+    if isinstance(tree, dict):
+        return {k: _to_device(v, device) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_device(v, device) for v in tree)
+    return tree

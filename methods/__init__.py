@@ -1,0 +1,1 @@
+"""Methods, one module each; installed as `cyclic_bench.methods`."""

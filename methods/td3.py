@@ -1,0 +1,145 @@
+"""TD3: Twin Delayed Deep Deterministic policy gradient (Fujimoto, van Hoof & Meger, ICML 2018).
+
+Seed-batched: every network carries a leading seed axis and S seeds train as one computation. Read top to
+bottom: config, networks, acting, storing, the update. The twin critics are one network with a member axis
+of size 2. Defaults are the paper's (256-256 actor and critics, Adam 3e-4, batch 256, gamma 0.99, tau 0.005,
+target noise 0.2 clipped at 0.5, policy delay 2, exploration noise 0.1). The random start steps (25k in the
+paper) are the protocol's `warmup_steps`, so every off-policy method of a stream gets the same warm-up.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+from cyclic_bench.method import Method, MethodSpec, Transition
+from cyclic_bench.nn import BatchedMLP, SeedAdam, seed_view
+from cyclic_bench.registry import register_method
+from cyclic_bench.replay import SeedReplay
+from cyclic_bench.rng import SeedRNG
+
+
+@dataclass
+class TD3Config:
+    name: str = "td3"  # registered method name
+    actor_hidden: list[int] = field(default_factory=lambda: [256, 256])  # actor hidden layer sizes
+    critic_hidden: list[int] = field(default_factory=lambda: [256, 256])  # each twin critic's hidden sizes
+    critic_layer_norm: list[int] = field(default_factory=list)  # critic hidden layers with LayerNorm before ReLU
+    lr: float = 3e-4  # Adam learning rate, actor and critic
+    batch_size: int = 256  # transitions per seed per update
+    gamma: float = 0.99  # discount
+    tau: float = 0.005  # target-network soft-update rate
+    policy_noise: float = 0.2  # std of the target-policy smoothing noise
+    noise_clip: float = 0.5  # clip of the target-policy smoothing noise
+    policy_delay: int = 2  # critic updates per actor (and target) update
+    exploration_noise: float = 0.1  # std of the Gaussian noise on training actions
+    buffer_size: int = 1_000_000  # replay capacity per seed (capped at the stream's length)
+    updates_per_step: int = 1  # gradient updates per environment step
+
+
+@register_method("td3")
+class TD3(Method):
+    Config = TD3Config
+
+    def __init__(self, config: TD3Config, spec: MethodSpec):
+        super().__init__(config, spec)
+        S, O, A, device = spec.n_seeds, spec.obs_dim, spec.action_dim, spec.device
+        self.init_rng = SeedRNG(spec.seed_ids, stream=1, device=device)
+        self.noise_rng = SeedRNG(spec.seed_ids, stream=2, device=device)
+        self.sample_rng = SeedRNG(spec.seed_ids, stream=3, device=device)
+
+        self.actor = BatchedMLP(S, [O, *config.actor_hidden, A], self.init_rng, output_activation=torch.tanh)
+        self.critic = BatchedMLP(S, [O + A, *config.critic_hidden, 1], self.init_rng, members=(2,), layer_norm=config.critic_layer_norm)
+        self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        self.actor_opt = SeedAdam(self.actor.parameters(), S, config.lr)
+        self.critic_opt = SeedAdam(self.critic.parameters(), S, config.lr)
+
+        capacity = min(config.buffer_size, spec.total_steps * self.envs_per_seed)
+        self.replay = SeedReplay(S, capacity, {"obs": (O,), "action": (A,), "reward": (), "next_obs": (O,), "done": ()}, device)
+        self.updates = 0
+        self.last = {name: torch.full((S,), float("nan"), device=device) for name in ("critic_loss", "actor_loss", "q_mean")}
+
+    # ---- acting -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        action = self.actor(obs)
+        if explore:
+            action = action + self.config.exploration_noise * self.noise_rng.normal(*action.shape[1:])
+        return action.clamp(-1.0, 1.0)
+
+    # ---- storing and learning -----------------------------------------------------------------------------
+    def observe(self, t: Transition) -> None:
+        self.replay.add(obs=t.obs, action=t.action, reward=t.reward, next_obs=t.next_obs, done=t.terminated.float())
+        if not t.learn or self.replay.size < self.config.batch_size:
+            return
+        for _ in range(self.config.updates_per_step * t.obs.shape[1]):
+            self.update(self.sample())
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        """A uniform batch [S, B, ...] from each seed's own buffer."""
+        slots = self.sample_rng.randint(self.replay.size, self.config.batch_size)
+        return self.replay.get(self.replay.chronological(slots))
+
+    def q_values(self, critic: BatchedMLP, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Both critics' values, [S, 2, B]."""
+        x = torch.cat([obs, action], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1)
+        return critic(x).squeeze(-1)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> None:
+        cfg = self.config
+        with torch.no_grad():
+            noise = (cfg.policy_noise * self.noise_rng.normal(*batch["action"].shape[1:])).clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_action = (self.actor_target(batch["next_obs"]) + noise).clamp(-1.0, 1.0)
+            next_q = self.q_values(self.critic_target, batch["next_obs"], next_action).min(dim=1).values
+            target = batch["reward"] + cfg.gamma * (1.0 - batch["done"]) * next_q
+
+        q = self.q_values(self.critic, batch["obs"], batch["action"])
+        critic_loss = (q - target.unsqueeze(1)).square().mean(dim=-1).sum(dim=1)  # [S]: both critics' MSE
+        self.critic_opt.zero_grad()
+        critic_loss.sum().backward()  # seeds are independent, so the sum's gradient is each seed's own
+        self.critic_opt.step(self.active)
+        self.last["critic_loss"], self.last["q_mean"] = critic_loss.detach(), q.detach().mean(dim=(1, 2))
+
+        self.updates += 1
+        if self.updates % cfg.policy_delay == 0:
+            actor_loss = -self.q_values(self.critic, batch["obs"], self.actor(batch["obs"]))[:, 0].mean(dim=-1)
+            self.actor_opt.zero_grad()
+            actor_loss.sum().backward()
+            self.actor_opt.step(self.active)
+            self.critic.zero_grad(set_to_none=True)  # the actor's backward pass also reached the critic
+            self.last["actor_loss"] = actor_loss.detach()
+            self.soft_update()
+
+    @torch.no_grad()
+    def soft_update(self) -> None:
+        for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+            online, tracked = list(net.parameters()), list(target.parameters())
+            keep = [torch.where(seed_view(self.active, p), p, t) for p, t in zip(online, tracked, strict=True)]
+            torch._foreach_lerp_(tracked, keep, self.config.tau)
+
+    # ---- bookkeeping --------------------------------------------------------------------------------------
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return dict(self.last)
+
+    def optimizers(self) -> list[SeedAdam]:
+        return [self.actor_opt, self.critic_opt]
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"actor": self.actor, "critic": self.critic, "actor_target": self.actor_target, "critic_target": self.critic_target}
+
+    def random_streams(self) -> dict[str, SeedRNG]:
+        return {"init": self.init_rng, "noise": self.noise_rng, "sample": self.sample_rng}
+
+    def extra_state(self) -> dict:
+        rngs = {key: rng.state_dict() for key, rng in self.random_streams().items()}
+        return {"replay": self.replay.state_dict(), "updates": self.updates, "last": self.last, "rngs": rngs}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.replay.load_state_dict(state["replay"])
+        self.updates, self.last = state["updates"], state["last"]
+        for key, rng in self.random_streams().items():
+            rng.load_state_dict(state["rngs"][key])
+
+

@@ -1,0 +1,1 @@
+"""Protocol families, one module each; installed as `cyclic_bench.protocols`."""
