@@ -16,7 +16,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from cyclic_bench.errors import ConfigError
+from cyclic_bench.errors import ConfigError, require
 
 RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method.name}/${now:%Y%m%d-%H%M%S-%f}"
 HYDRA_DEFAULTS = {
@@ -45,19 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run_command(rest)
+        if args.command == "random-returns":
+            return random_returns_command(rest)
         if rest:
             raise ConfigError(f"unrecognised arguments: {' '.join(rest)}")
         if args.command == "quickstart":
             return quickstart(args.seeds, args.size, Path(args.out))
-        if args.command == "list":
-            return list_command()
+        return list_command()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return random_returns_command(rest)
 
 
 def run_command(overrides: list[str]) -> int:
+    from cyclic_bench.config import plan_run
     from cyclic_bench.run import resume
 
     settings = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("hydra", "-")))
@@ -66,7 +67,8 @@ def run_command(overrides: list[str]) -> int:
         summary = resume(settings["resume"], **others)
         _print_finished([summary], [Path(settings["resume"])])
         return 0
-    compose_config(overrides)  # reports bad overrides on one line before hydra starts
+    if not any(o in ("-m", "--multirun") for o in overrides):
+        plan_run(compose_config(overrides))  # reports a bad value on one line before hydra starts
     hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
     sys.argv = ["cyclic-bench run", *hydra_args, *overrides]
     _hydra_run()
@@ -98,6 +100,7 @@ def _hydra_run() -> None:
 def compose_config(overrides: list[str]):
     """The run configuration for `overrides`; bad names or values raise ConfigError (one line)."""
     from hydra import compose, initialize
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -111,10 +114,11 @@ def compose_config(overrides: list[str]):
             get_method(value)
         elif key == "protocol":
             get_protocol(value)
-    sweep_free = [o for o in overrides if not o.startswith("-") and "," not in o.partition("=")[2] and not o.startswith("hydra")]
     try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
+        single = [o.input_line for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
         with initialize(version_base=None, config_path=None):
-            return compose(config_name="run", overrides=sweep_free)
+            return compose(config_name="run", overrides=single)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         raise ConfigError(str(error).strip().splitlines()[0]) from None
 
@@ -145,24 +149,13 @@ def list_command() -> int:
 
 
 def random_returns_command(overrides: list[str]) -> int:
-    from cyclic_bench.config import build_run
+    from cyclic_bench.config import plan_run
     from cyclic_bench.normalization import measure_random_returns
 
-    episodes = 100
-    rest = []
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key == "episodes":
-            episodes = int(value)
-        else:
-            rest.append(override)
-    try:
-        run = build_run(compose_config([*rest, "seeds=1"]))
-        results = measure_random_returns(run.stream, episodes)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(results, indent=2))
+    episodes = [o.partition("=")[2] for o in overrides if o.startswith("episodes=")] or ["100"]
+    require(episodes[-1].isdigit() and int(episodes[-1]) > 1, f"episodes={episodes[-1]} is not allowed: it must be an integer > 1")
+    plan = plan_run(compose_config([o for o in overrides if not o.startswith("episodes=")] + ["seeds=1"]))
+    print(json.dumps(measure_random_returns(plan.stream, int(episodes[-1])), indent=2))
     return 0
 
 

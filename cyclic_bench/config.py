@@ -55,21 +55,25 @@ def _instantiate(config_cls: type, node: DictConfig | dict, what: str):
 
 
 @dataclass
-class Run:
-    """Everything a run needs, built and validated from its configuration."""
+class RunPlan:
+    """A validated configuration: the stream, and the method still to be built (it may allocate a lot)."""
 
     config: DictConfig
     stream: Stream
-    method: Method
-    device: torch.device
+    method_cls: type[Method]
+    method_config: Any
+    spec: MethodSpec
 
     @property
     def checkpoint_every(self) -> int:
         return self.config.checkpoint_every or self.stream.eval_every
 
+    def build_method(self) -> Method:
+        return self.method_cls(self.method_config, self.spec)
 
-def build_run(config: DictConfig) -> Run:
-    """Validate `config` and build its stream and method; raises ConfigError with a one-line message."""
+
+def plan_run(config: DictConfig) -> RunPlan:
+    """Validate `config` and build its stream; raises ConfigError with a one-line message."""
     require(isinstance(config.seeds, int) and config.seeds > 0, f"seeds={config.seeds} is not allowed: it must be an integer > 0")
     require(config.first_seed >= 0, f"first_seed={config.first_seed} is not allowed: it must be >= 0")
     require(config.checkpoint_every >= 0, f"checkpoint_every={config.checkpoint_every} is not allowed: it must be >= 0")
@@ -91,7 +95,7 @@ def build_run(config: DictConfig) -> Run:
         total_steps=stream.total_steps,
         device=device,
     )
-    return Run(config, stream, method_cls(method_config, spec), device)
+    return RunPlan(config, stream, method_cls, method_config, spec)
 
 
 def load_run_config(path) -> DictConfig:

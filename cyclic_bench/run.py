@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from cyclic_bench.config import build_run, load_run_config
+from cyclic_bench.config import load_run_config, plan_run
 from cyclic_bench.errors import require
 from cyclic_bench.results import RunDir, run_metadata, write_json, write_text
 from cyclic_bench.trainer import Engine, EngineOptions
@@ -18,16 +18,20 @@ RESUME_OVERRIDES = ("device", "progress")  # settings a resumed run may change; 
 
 def train(config: DictConfig, run_dir: str | Path) -> dict:
     """Run `config` in `run_dir` (continuing from its checkpoint if it has one); returns the summary."""
-    run = build_run(config)
-    directory = RunDir(run_dir)
-    if not directory.is_run():
-        saved = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "resume"}
-        write_text(directory.file("config.yaml"), OmegaConf.to_yaml(saved))
-        write_json(directory.file("meta.json"), run_metadata(run.device))
-    engine = Engine(run.stream, run.method, directory, EngineOptions(run.checkpoint_every, bool(config.progress)))
+    plan = plan_run(config)
+    method = plan.build_method()
+    engine = Engine(plan.stream, method, RunDir(run_dir), EngineOptions(plan.checkpoint_every, bool(config.progress)))
+    record = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "resume"}
+    if engine.run_dir.is_run():
+        saved = OmegaConf.to_container(load_run_config(engine.run_dir.file("config.yaml")))
+        changed = sorted(k for k in set(record) | set(saved) if k not in RESUME_OVERRIDES and record.get(k) != saved.get(k))
+        require(not changed, f"{engine.run_dir.path} already holds a run with other settings ({', '.join(changed)}); use a new directory")
+    else:
+        write_text(engine.run_dir.file("config.yaml"), OmegaConf.to_yaml(record))
+        write_json(engine.run_dir.file("meta.json"), run_metadata(plan.spec.device))
     engine.run()
     summary = summarize(config, engine)
-    write_json(directory.file("summary.json"), summary)
+    write_json(engine.run_dir.file("summary.json"), summary)
     return summary
 
 

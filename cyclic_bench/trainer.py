@@ -163,7 +163,7 @@ class Engine:
 
     def fail(self, seeds: torch.Tensor, reason: str) -> None:
         self.method.deactivate(seeds)
-        rows = [{"seed": self.spec.seed_ids[i], "step": self.step, "reason": reason} for i in torch.flatnonzero(seeds).tolist()]
+        rows = [{"seed": self.spec.seed_ids[i], "step": self.step, "reason": reason} for i in torch.nonzero(seeds).flatten().tolist()]
         self.rows["failures"] += rows
         self.run_dir.append("failures", rows)
 
