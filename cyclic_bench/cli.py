@@ -1,11 +1,11 @@
 """The `cyclic-bench` command.
 
-    cyclic-bench quickstart                 TD3 and Reset on a small cyclic MuJoCo stream, then a result table
-    cyclic-bench run [key=value ...]        one run (hydra overrides: method=, protocol=, seeds=, device=, ...)
-    cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over the listed values
-    cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
-    cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
-    cyclic-bench list                       the registered methods and protocols
+cyclic-bench quickstart                 TD3 and Reset on a small cyclic MuJoCo stream, then a result table
+cyclic-bench run [key=value ...]        one run (hydra overrides: method=, protocol=, seeds=, device=, ...)
+cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over the listed values
+cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
+cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
+cyclic-bench list                       the registered methods and protocols
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ def plan_run(config: DictConfig) -> RunPlan:
     method_config = _instantiate(method_config_cls, config.method, f"method {config.method.name}")
     require(
         stream.action_kind in method_cls.action_kinds,
-        f"method={config.method.name!r} cannot play {stream.name}: it has {stream.action_kind} actions and the method supports {', '.join(sorted(method_cls.action_kinds))}",
+        f"method={config.method.name!r} cannot play {stream.name}: it has {stream.action_kind} actions; "
+        f"the method supports {', '.join(sorted(method_cls.action_kinds))}",
     )
     spec = MethodSpec(
         obs_dim=stream.obs_dim,

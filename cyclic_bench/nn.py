@@ -85,13 +85,9 @@ class BatchedMLP(nn.Module):
         layer_norm: Iterable[int] = (),
     ):
         super().__init__()
-        self.layers = nn.ModuleList(
-            BatchedLinear(n_seeds, i, o, rng, members) for i, o in zip(sizes[:-1], sizes[1:], strict=False)
-        )
+        self.layers = nn.ModuleList(BatchedLinear(n_seeds, i, o, rng, members) for i, o in zip(sizes[:-1], sizes[1:], strict=False))
         norm_at = set(layer_norm)
-        self.norms = nn.ModuleDict(
-            {str(i): BatchedLayerNorm(n_seeds, sizes[i + 1], members, rng.keys.device) for i in sorted(norm_at)}
-        )
+        self.norms = nn.ModuleDict({str(i): BatchedLayerNorm(n_seeds, sizes[i + 1], members, rng.keys.device) for i in sorted(norm_at)})
         self.activation, self.output_activation = activation, output_activation
 
     def reset_parameters(self, rng: SeedRNG, seeds: torch.Tensor | None = None) -> None:

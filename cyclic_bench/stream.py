@@ -110,7 +110,10 @@ class ActionAdapter:
 
     def __call__(self, actions: np.ndarray) -> np.ndarray:
         if self.task.action_kind == "discrete":
-            require(bool((actions < self.task.action_dim).all()), f"an action is >= {self.task.action_dim}, the number of actions of {self.task.name}")
+            require(
+                bool((actions < self.task.action_dim).all()),
+                f"an action is >= {self.task.action_dim}, the number of actions of {self.task.name}",
+            )
             return actions
         unit = np.clip(actions[..., : self.task.action_dim], -1.0, 1.0)
         return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)

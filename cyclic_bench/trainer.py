@@ -40,8 +40,14 @@ class Engine:
         self.stream, self.method, self.run_dir, self.options = stream, method, run_dir, options
         self.spec = method.spec
         self.S, self.E = self.spec.n_seeds, method.envs_per_seed
-        for name, value in (("steps_per_task", stream.steps_per_task), ("eval_every", stream.eval_every), ("checkpoint_every", options.checkpoint_every)):
-            require(value % self.E == 0, f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed")
+        for name, value in (
+            ("steps_per_task", stream.steps_per_task),
+            ("eval_every", stream.eval_every),
+            ("checkpoint_every", options.checkpoint_every),
+        ):
+            require(
+                value % self.E == 0, f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed"
+            )
         self.obs_adapter = ObservationAdapter(stream)
         self.action_adapters = [ActionAdapter(task) for task in stream.tasks]
         self.warmup_rng = SeedRNG(self.spec.seed_ids, stream=WARMUP_STREAM, device=self.spec.device)
@@ -79,7 +85,10 @@ class Engine:
                     self.save()
                 bar.update(self.E)
                 rate = bar.format_dict.get("rate") or 0.0
-                bar.set_postfix_str(f"task {self.stream.tasks[task_index].name} cycle {cycle + 1}/{self.stream.cycles} seed-steps/s {rate * self.S:,.0f}", refresh=False)
+                bar.set_postfix_str(
+                    f"task {self.stream.tasks[task_index].name} cycle {cycle + 1}/{self.stream.cycles} seed-steps/s {rate * self.S:,.0f}",
+                    refresh=False,
+                )
         finally:
             bar.close()
             for pool in [self.pool, *self.eval_pools.values()]:
@@ -182,12 +191,24 @@ class Engine:
             for i, seed in enumerate(self.spec.seed_ids):
                 if live[i]:
                     mean = float(returns[i].mean())
-                    rows.append({"seed": seed, "step": self.step, "cycle": cycle, "trained_task": trained_name, "eval_task": task.name,
-                                 "return": mean, "return_std": float(returns[i].std()), "score": float(task.normalize(mean))})
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "step": self.step,
+                            "cycle": cycle,
+                            "trained_task": trained_name,
+                            "eval_task": task.name,
+                            "return": mean,
+                            "return_std": float(returns[i].std()),
+                            "score": float(task.normalize(mean)),
+                        }
+                    )
         diagnostics = {name: values.detach().cpu().numpy() for name, values in self.method.diagnostics().items()}
         diag_rows = [
             {"seed": seed, "step": self.step, "cycle": cycle, "trained_task": trained_name, "name": name, "value": float(values[i])}
-            for name, values in diagnostics.items() for i, seed in enumerate(self.spec.seed_ids) if live[i] and np.isfinite(values[i])
+            for name, values in diagnostics.items()
+            for i, seed in enumerate(self.spec.seed_ids)
+            if live[i] and np.isfinite(values[i])
         ]
         for table, new in (("evaluations", rows), ("diagnostics", diag_rows)):
             self.rows[table] += new
@@ -213,15 +234,17 @@ class Engine:
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def save(self) -> None:
-        self.run_dir.save_checkpoint({
-            "step": self.step,
-            "method": self.method.state_dict(),
-            "warmup_rng": self.warmup_rng.state_dict(),
-            "pool": None if self.pool is None else self.pool.get_state(),
-            "obs": self.obs,
-            "rows": self.rows,
-            "wall_seconds": self.elapsed(),
-        })
+        self.run_dir.save_checkpoint(
+            {
+                "step": self.step,
+                "method": self.method.state_dict(),
+                "warmup_rng": self.warmup_rng.state_dict(),
+                "pool": None if self.pool is None else self.pool.get_state(),
+                "obs": self.obs,
+                "rows": self.rows,
+                "wall_seconds": self.elapsed(),
+            }
+        )
 
     def restore(self, state: dict) -> None:
         self.step, self.rows, self.wall_seconds = state["step"], state["rows"], state["wall_seconds"]

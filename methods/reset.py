@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cyclic_bench.methods.td3 import TD3, TD3Config
+
 from cyclic_bench.errors import require
 from cyclic_bench.method import MethodSpec, Transition
 from cyclic_bench.registry import register_method
-from cyclic_bench.methods.td3 import TD3, TD3Config
 
 LAYER_CHOICES = ("all", "last")
 

@@ -45,19 +45,23 @@ class TD3(Method):
 
     def __init__(self, config: TD3Config, spec: MethodSpec):
         super().__init__(config, spec)
-        S, O, A, device = spec.n_seeds, spec.obs_dim, spec.action_dim, spec.device
+        S, obs_dim, act_dim, device = spec.n_seeds, spec.obs_dim, spec.action_dim, spec.device
         self.init_rng = SeedRNG(spec.seed_ids, stream=1, device=device)
         self.noise_rng = SeedRNG(spec.seed_ids, stream=2, device=device)
         self.sample_rng = SeedRNG(spec.seed_ids, stream=3, device=device)
 
-        self.actor = BatchedMLP(S, [O, *config.actor_hidden, A], self.init_rng, output_activation=torch.tanh)
-        self.critic = BatchedMLP(S, [O + A, *config.critic_hidden, 1], self.init_rng, members=(2,), layer_norm=config.critic_layer_norm)
+        self.actor = BatchedMLP(S, [obs_dim, *config.actor_hidden, act_dim], self.init_rng, output_activation=torch.tanh)
+        self.critic = BatchedMLP(
+            S, [obs_dim + act_dim, *config.critic_hidden, 1], self.init_rng, members=(2,), layer_norm=config.critic_layer_norm
+        )
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         self.actor_opt = SeedAdam(self.actor.parameters(), S, config.lr)
         self.critic_opt = SeedAdam(self.critic.parameters(), S, config.lr)
 
         capacity = min(config.buffer_size, spec.total_steps * self.envs_per_seed)
-        self.replay = SeedReplay(S, capacity, {"obs": (O,), "action": (A,), "reward": (), "next_obs": (O,), "done": ()}, device)
+        self.replay = SeedReplay(
+            S, capacity, {"obs": (obs_dim,), "action": (act_dim,), "reward": (), "next_obs": (obs_dim,), "done": ()}, device
+        )
         self.updates = 0
         self.last = {name: torch.full((S,), float("nan"), device=device) for name in ("critic_loss", "actor_loss", "q_mean")}
 
@@ -141,5 +145,3 @@ class TD3(Method):
         self.updates, self.last = state["updates"], state["last"]
         for key, rng in self.random_streams().items():
             rng.load_state_dict(state["rngs"][key])
-
-

@@ -4,8 +4,9 @@ The bodies differ (observation sizes 11 to 27, action sizes 3 to 8), so one agen
 stream's adapters. Ant drops its contact forces from the observation (27 dims), as most TD3 work does.
 
 Normalised score = (return - random) / (reference - random):
-- `random`: mean return of uniformly random actions over 100 full-length episodes, measured by the suite:
-  `cyclic-bench random-returns protocol=cyclic_mujoco episodes=100` (numbers below, 2026-11-23).
+- `random`: mean return of uniformly random actions over 100 full-length (1000-step) episodes, measured by the
+  suite on 2026-11-23 (standard errors 8.5, 2.0, 0.6, 8.7, 0.5 in TASKS order) with
+  `cyclic-bench random-returns protocol.size=full 'protocol.tasks=[HalfCheetah,Hopper,Walker2d,Ant,InvertedPendulum]' episodes=100`.
 - `reference`: TD3's average return after 1M steps, Fujimoto et al. 2018, Table 1 (MuJoCo -v1 tasks);
   InvertedPendulum's maximum return is 1000 by construction.
 Shorter episodes (the `smoke` size) make scores smaller than at full length: they test plumbing, not agents.
@@ -36,22 +37,54 @@ class MujocoTask:
 
 
 TASKS = {
-    "HalfCheetah": MujocoTask("HalfCheetah-v5", 17, 6, -282.7, 9636.95, TD3_PAPER),
-    "Hopper": MujocoTask("Hopper-v5", 11, 3, 18.4, 3564.07, TD3_PAPER),
-    "Walker2d": MujocoTask("Walker2d-v5", 17, 6, 1.8, 4682.82, TD3_PAPER),
-    "Ant": MujocoTask("Ant-v5", 27, 8, -56.4, 4372.44, TD3_PAPER, (("include_cfrc_ext_in_observation", False),)),
-    "InvertedPendulum": MujocoTask("InvertedPendulum-v5", 4, 1, 5.6, 1000.0, "maximum return (1000 steps alive)"),
+    "HalfCheetah": MujocoTask("HalfCheetah-v5", 17, 6, -284.2, 9636.95, TD3_PAPER),
+    "Hopper": MujocoTask("Hopper-v5", 11, 3, 17.1, 3564.07, TD3_PAPER),
+    "Walker2d": MujocoTask("Walker2d-v5", 17, 6, 1.7, 4682.82, TD3_PAPER),
+    "Ant": MujocoTask("Ant-v5", 27, 8, -45.1, 4372.44, TD3_PAPER, (("include_cfrc_ext_in_observation", False),)),
+    "InvertedPendulum": MujocoTask("InvertedPendulum-v5", 4, 1, 9.1, 1000.0, "maximum return (1000 steps alive)"),
 }
 
 SIZES = {
     # seconds on a CPU: for tests; two bodies of different sizes so the adapters are exercised
-    "smoke": dict(tasks=["Hopper", "HalfCheetah"], steps_per_task=200, cycles=2, eval_every=100, eval_episodes=1, warmup_steps=100, max_episode_steps=50),
+    "smoke": dict(
+        tasks=["Hopper", "HalfCheetah"],
+        steps_per_task=200,
+        cycles=2,
+        eval_every=100,
+        eval_episodes=1,
+        warmup_steps=100,
+        max_episode_steps=50,
+    ),
     # the README's quick start: a few minutes on 2 CPU cores
-    "demo": dict(tasks=["Hopper", "HalfCheetah"], steps_per_task=3000, cycles=2, eval_every=1500, eval_episodes=2, warmup_steps=1000, max_episode_steps=200),
+    "demo": dict(
+        tasks=["Hopper", "HalfCheetah"],
+        steps_per_task=3000,
+        cycles=2,
+        eval_every=1500,
+        eval_episodes=2,
+        warmup_steps=1000,
+        max_episode_steps=200,
+    ),
     # quick leaderboards: 200k steps per seed; 30 seeds in about 10 minutes on one H100 at the speed targets
-    "lite": dict(tasks=["HalfCheetah", "Hopper", "Walker2d", "Ant"], steps_per_task=25_000, cycles=2, eval_every=12_500, eval_episodes=3, warmup_steps=5_000, max_episode_steps=1000),
+    "lite": dict(
+        tasks=["HalfCheetah", "Hopper", "Walker2d", "Ant"],
+        steps_per_task=25_000,
+        cycles=2,
+        eval_every=12_500,
+        eval_episodes=3,
+        warmup_steps=5_000,
+        max_episode_steps=1000,
+    ),
     # near the published budgets: 1M steps per task visit
-    "full": dict(tasks=["HalfCheetah", "Hopper", "Walker2d", "Ant"], steps_per_task=1_000_000, cycles=2, eval_every=50_000, eval_episodes=10, warmup_steps=25_000, max_episode_steps=1000),
+    "full": dict(
+        tasks=["HalfCheetah", "Hopper", "Walker2d", "Ant"],
+        steps_per_task=1_000_000,
+        cycles=2,
+        eval_every=50_000,
+        eval_episodes=10,
+        warmup_steps=25_000,
+        max_episode_steps=1000,
+    ),
 }
 
 

@@ -57,8 +57,13 @@ def test_a_killed_run_resumes_without_losing_or_doubling_rows(tmp_path):
 
 
 def test_results_table_has_a_row_per_method_and_a_column_per_task():
-    summary = {"method": "td3", "tasks": ["A", "B"], "seeds": [0, 1], "failed_seeds": [],
-               "final_scores": {"A": {"0": 0.5, "1": 0.7}, "B": {"0": 0.1, "1": 0.3}}}
+    summary = {
+        "method": "td3",
+        "tasks": ["A", "B"],
+        "seeds": [0, 1],
+        "failed_seeds": [],
+        "final_scores": {"A": {"0": 0.5, "1": 0.7}, "B": {"0": 0.1, "1": 0.3}},
+    }
     table = results_table([summary, {**summary, "method": "reset", "failed_seeds": [{"seed": 1}]}]).splitlines()
     assert table[0] == "| method | seeds | A | B | mean over tasks |"
     assert table[2].startswith("| td3 | 2 | 0.600 [") and table[3].startswith("| reset | 2 (1 failed) |")

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from conftest import toy_stream, toy_task
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.stream import ActionAdapter, ObservationAdapter, Task
-from conftest import toy_stream, toy_task
 
 
 def test_observations_are_padded_to_the_largest_task_and_tagged_when_task_aware():

@@ -2,11 +2,11 @@ import csv
 
 import pytest
 import torch
+from conftest import Recorder, spec_for, toy_stream
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.results import RunDir
 from cyclic_bench.trainer import Engine, EngineOptions
-from conftest import Recorder, spec_for, toy_stream
 
 
 def run_engine(tmp_path, stream, envs_per_seed=1, seeds=(0, 1, 2)):

@@ -1,13 +1,15 @@
 import torch
+from conftest import SMALL, transitions
+from cyclic_bench.methods.reset import Reset, ResetConfig
 
 from cyclic_bench.method import MethodSpec
-from cyclic_bench.methods.reset import Reset, ResetConfig
 from cyclic_bench.registry import get_method
-from conftest import SMALL, transitions
 
 
 def make(**overrides) -> Reset:
-    spec = MethodSpec(obs_dim=4, action_dim=2, action_kind="continuous", seed_ids=(0, 1), n_tasks=2, total_steps=500, device=torch.device("cpu"))
+    spec = MethodSpec(
+        obs_dim=4, action_dim=2, action_kind="continuous", seed_ids=(0, 1), n_tasks=2, total_steps=500, device=torch.device("cpu")
+    )
     return Reset(ResetConfig(**{**SMALL, **overrides}), spec)
 
 

@@ -2,17 +2,18 @@ import csv
 
 import pytest
 import torch
+from conftest import SMALL, transitions
+from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.method import MethodSpec, Transition
-from cyclic_bench.methods.td3 import TD3, TD3Config
 from cyclic_bench.run import train
-from conftest import SMALL, transitions
-
 
 
 def make(seed_ids, **overrides) -> TD3:
-    spec = MethodSpec(obs_dim=4, action_dim=2, action_kind="continuous", seed_ids=tuple(seed_ids), n_tasks=1, total_steps=500, device=torch.device("cpu"))
+    spec = MethodSpec(
+        obs_dim=4, action_dim=2, action_kind="continuous", seed_ids=tuple(seed_ids), n_tasks=1, total_steps=500, device=torch.device("cpu")
+    )
     return TD3(TD3Config(**{**SMALL, **overrides}), spec)
 
 
@@ -87,11 +88,22 @@ def test_an_inactive_seed_stops_updating():
 @pytest.mark.slow
 def test_td3_learns_inverted_pendulum(tmp_path):
     """TD3 (64-unit networks, for CPU speed) balances InvertedPendulum-v5 within 8k steps."""
-    config = compose_config([
-        "method=td3", "method.actor_hidden=[64,64]", "method.critic_hidden=[64,64]",
-        "protocol.tasks=[InvertedPendulum]", "protocol.steps_per_task=8000", "protocol.cycles=1", "protocol.eval_every=4000",
-        "protocol.eval_episodes=5", "protocol.warmup_steps=1000", "protocol.max_episode_steps=1000", "seeds=2", "progress=false",
-    ])
+    config = compose_config(
+        [
+            "method=td3",
+            "method.actor_hidden=[64,64]",
+            "method.critic_hidden=[64,64]",
+            "protocol.tasks=[InvertedPendulum]",
+            "protocol.steps_per_task=8000",
+            "protocol.cycles=1",
+            "protocol.eval_every=4000",
+            "protocol.eval_episodes=5",
+            "protocol.warmup_steps=1000",
+            "protocol.max_episode_steps=1000",
+            "seeds=2",
+            "progress=false",
+        ]
+    )
     train(config, tmp_path)
     with open(tmp_path / "evaluations.csv") as f:
         rows = list(csv.DictReader(f))

@@ -1,9 +1,9 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from cyclic_bench.protocols.cyclic_mujoco import SIZES, TASKS, CyclicMujocoConfig, build
 
 from cyclic_bench.errors import ConfigError
-from cyclic_bench.protocols.cyclic_mujoco import SIZES, TASKS, CyclicMujocoConfig, build
 
 
 @pytest.mark.parametrize("name", list(TASKS))
