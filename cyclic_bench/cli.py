@@ -28,6 +28,7 @@ HYDRA_DEFAULTS = {
     "hydra/hydra_logging": "none",
 }
 QUICKSTART_METHODS = ("td3", "reset_switch")
+QUICKSTART_NETWORKS = ["method.actor_hidden=[64,64]", "method.critic_hidden=[64,64]"]  # minutes, not hours, on 2 CPU cores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +71,8 @@ def run_command(overrides: list[str]) -> int:
     if not any(o in ("-m", "--multirun") for o in overrides):
         plan_run(compose_config(overrides))  # reports a bad value on one line before hydra starts
     hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
-    sys.argv = ["cyclic-bench run", *hydra_args, *overrides]
+    flags = [o for o in overrides if o.startswith("-")]  # hydra's argparse wants its flags before the overrides
+    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *(o for o in overrides if not o.startswith("-"))]
     _hydra_run()
     return 0
 
@@ -130,8 +132,10 @@ def quickstart(seeds: int, size: str, out: Path) -> int:
     base = out / datetime.now().strftime("%Y%m%d-%H%M%S")
     summaries, run_dirs = [], []
     for method in QUICKSTART_METHODS:
-        print(f"== {method}: {seeds} seeds on cyclic_mujoco size={size}", flush=True)
-        config = compose_config([f"method={method}", "protocol=cyclic_mujoco", f"protocol.size={size}", f"seeds={seeds}"])
+        print(f"== {method}: {seeds} seeds on cyclic_mujoco size={size}, 64-unit networks", flush=True)
+        config = compose_config(
+            [f"method={method}", "protocol=cyclic_mujoco", f"protocol.size={size}", f"seeds={seeds}", *QUICKSTART_NETWORKS]
+        )
         run_dirs.append(base / method)
         summaries.append(train(config, run_dirs[-1]))
     print("\nFinal normalised scores (last evaluation; mean [95% bootstrap CI] over seeds):")

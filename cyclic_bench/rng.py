@@ -42,12 +42,10 @@ class SeedRNG:
 
     def bits(self, *shape: int) -> torch.Tensor:
         """Uniform 32-bit integers, shape [S, *shape]; advances the counter by one."""
-        n = math.prod(shape)
-        index = torch.arange(n, dtype=torch.int64, device=self.keys.device)
-        draw_key = hash32(self.keys ^ hash32(self.counter))
+        index = torch.arange(math.prod(shape), dtype=torch.int64, device=self.keys.device)
+        draw_key = hash32(hash32(self.keys ^ hash32(self.counter)))
         self.counter.add_(1)
-        out = hash32(hash32(draw_key[:, None] ^ index) + draw_key[:, None])
-        return out.view(len(self.keys), *shape)
+        return hash32(draw_key[:, None] + index * 0x9E3779B9).view(len(self.keys), *shape)
 
     def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
         """Float32 uniform on [low, high), shape [S, *shape]."""
@@ -56,9 +54,8 @@ class SeedRNG:
 
     def normal(self, *shape: int) -> torch.Tensor:
         """Standard normal (Box-Muller), shape [S, *shape]."""
-        u1 = 1.0 - self.uniform(*shape)  # in (0, 1], so the log is finite
-        u2 = self.uniform(*shape)
-        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+        u1, u2 = self.uniform(2, *shape).unbind(1)
+        return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * math.pi * u2)  # log1p(-u1): u1 < 1, finite
 
     def randint(self, high: int | torch.Tensor, *shape: int) -> torch.Tensor:
         """Integers in [0, high), shape [S, *shape]; 24 random bits scaled, so bias is below 2**-24 * high."""

@@ -56,6 +56,11 @@ class Stream:
         for field in ("steps_per_task", "cycles", "eval_every", "eval_episodes"):
             value = getattr(self, field)
             require(isinstance(value, int) and value > 0, f"{field}={value} is not allowed: it must be an integer > 0")
+        require(
+            self.steps_per_task % self.eval_every == 0,
+            f"eval_every={self.eval_every} is not allowed: it must divide steps_per_task={self.steps_per_task}, "
+            "so that an evaluation closes every task visit",
+        )
         require(self.warmup_steps >= 0, f"warmup_steps={self.warmup_steps} is not allowed: it must be >= 0")
         kinds = {task.action_kind for task in self.tasks}
         require(len(kinds) == 1 and kinds <= set(ACTION_KINDS), f"tasks mix action kinds {sorted(kinds)}; use one of {ACTION_KINDS}")

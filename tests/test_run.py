@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -67,3 +68,11 @@ def test_results_table_has_a_row_per_method_and_a_column_per_task():
     table = results_table([summary, {**summary, "method": "reset", "failed_seeds": [{"seed": 1}]}]).splitlines()
     assert table[0] == "| method | seeds | A | B | mean over tasks |"
     assert table[2].startswith("| td3 | 2 | 0.600 [") and table[3].startswith("| reset | 2 (1 failed) |")
+
+
+def test_a_multirun_sweep_writes_one_run_per_shard(tmp_path):
+    args = ["run", "-m", *SMOKE, "protocol.cycles=1", "seeds=1", "first_seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+    done = subprocess.run(cli(*args), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shards = [json.loads((tmp_path / shard / "summary.json").read_text()) for shard in ("0", "1")]
+    assert [s["seeds"] for s in shards] == [[0], [1]]

@@ -43,3 +43,8 @@ def test_position_maps_steps_to_cycle_and_task():
     stream = toy_stream(steps_per_task=20, cycles=2)
     assert [stream.position(s) for s in (0, 19, 20, 39, 40, 79)] == [(0, 0), (0, 0), (0, 1), (0, 1), (1, 0), (1, 1)]
     assert stream.total_steps == 80
+
+
+def test_evaluations_must_close_every_task_visit():
+    with pytest.raises(ConfigError, match="eval_every=7 is not allowed: it must divide steps_per_task=20"):
+        toy_stream(steps_per_task=20, eval_every=7)
