@@ -118,15 +118,17 @@ def env_step_all(players: Sequence[Player], adapter: ActionAdapter) -> None:
         obs = seed_tensor(p.obs, S, device)
         action = p.agent.act(obs, explore=True)
         result = p.pool.step(adapter(action.reshape(S, ACTION_DIM).cpu().numpy()))
-        p.agent.observe(Transition(
-            obs=obs,
-            action=action,
-            reward=seed_tensor(result.reward, S, device),
-            next_obs=seed_tensor(result.final_obs, S, device),
-            terminated=seed_tensor(result.terminated, S, device, torch.bool),
-            truncated=seed_tensor(result.truncated, S, device, torch.bool),
-            learn=True,
-        ))
+        p.agent.observe(
+            Transition(
+                obs=obs,
+                action=action,
+                reward=seed_tensor(result.reward, S, device),
+                next_obs=seed_tensor(result.final_obs, S, device),
+                terminated=seed_tensor(result.terminated, S, device, torch.bool),
+                truncated=seed_tensor(result.truncated, S, device, torch.bool),
+                learn=True,
+            )
+        )
         p.obs = result.obs
 
 
@@ -206,9 +208,10 @@ def main() -> None:
     print("update rows: a seed-step is one seed's gradient update; end-to-end rows: one seed's act + env step + observe (+ update)")
     print(markdown(rows))
     if args.json:
+        rows_json = [asdict(r) | {"ratio": r.ratio} for r in rows]
+        report = {"command": command, "device": device_name(device), "torch": torch.__version__, "hidden": args.hidden, "steps": args.steps}
         with open(args.json, "w") as f:
-            json.dump({"command": command, "device": device_name(device), "torch": torch.__version__,
-                       "hidden": args.hidden, "steps": args.steps, "rows": [asdict(r) | {"ratio": r.ratio} for r in rows]}, f, indent=2)
+            json.dump(report | {"rows": rows_json}, f, indent=2)
 
 
 if __name__ == "__main__":

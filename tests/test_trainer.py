@@ -65,7 +65,7 @@ def test_evaluation_covers_every_task_and_spends_no_training_budget(tmp_path):
 
 
 def test_budgets_must_divide_by_the_environments_per_seed(tmp_path):
-    stream = toy_stream(steps_per_task=21)
+    stream = toy_stream(steps_per_task=21, eval_every=7)
     with pytest.raises(ConfigError, match="steps_per_task=21"):
         Engine(stream, Recorder(None, spec_for(stream), 2), RunDir(tmp_path), EngineOptions(10, False))
 

@@ -31,8 +31,8 @@ def test_lite_and_full_budgets():
 
 
 def test_fields_override_the_size_preset():
-    stream = build(CyclicMujocoConfig(size="smoke", tasks=["Ant"], steps_per_task=40, task_aware=True))
-    assert [t.name for t in stream.tasks] == ["Ant"] and stream.steps_per_task == 40 and stream.obs_dim == 28
+    stream = build(CyclicMujocoConfig(size="smoke", tasks=["Ant"], steps_per_task=400, task_aware=True))
+    assert [t.name for t in stream.tasks] == ["Ant"] and stream.steps_per_task == 400 and stream.obs_dim == 28
 
 
 def test_pool_plays_full_episodes_and_normalises():
