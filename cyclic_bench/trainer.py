@@ -7,6 +7,7 @@ task visit is marked truncated. Evaluation runs on separate environments and nev
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -68,7 +69,8 @@ class Engine:
             self.evaluate()
         total = self.stream.total_steps
         self.clock = (time.perf_counter(), self.wall_seconds)
-        bar = tqdm(total=total, initial=self.step, unit="step", disable=not self.options.progress, dynamic_ncols=True)
+        interval = 0.5 if sys.stderr.isatty() else 30.0  # a log file gets a line every 30 s, not a flood
+        bar = tqdm(total=total, initial=self.step, unit="step", disable=not self.options.progress, dynamic_ncols=True, mininterval=interval)
         try:
             while self.step < total:
                 cycle, task_index = self.stream.position(self.step)
