@@ -64,7 +64,7 @@ def run_command(overrides: list[str]) -> int:
 
     settings = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("hydra", "-")))
     if "resume" in settings:
-        others = {k: _parse_scalar(v) for k, v in settings.items() if k != "resume"}
+        others = {k: {"true": True, "false": False}.get(v, v) for k, v in settings.items() if k != "resume"}
         summary = resume(settings["resume"], **others)
         _print_finished([summary], [Path(settings["resume"])])
         return 0
@@ -127,7 +127,7 @@ def compose_config(overrides: list[str]):
 
 def quickstart(seeds: int, size: str, out: Path) -> int:
     """Train each quick-start method on `cyclic_mujoco` of `size`, then print the per-method, per-task table."""
-    from cyclic_bench.run import results_table, train
+    from cyclic_bench.run import train
 
     base = out / datetime.now().strftime("%Y%m%d-%H%M%S")
     summaries, run_dirs = [], []
@@ -138,9 +138,7 @@ def quickstart(seeds: int, size: str, out: Path) -> int:
         )
         run_dirs.append(base / method)
         summaries.append(train(config, run_dirs[-1]))
-    print("\nFinal normalised scores (last evaluation; mean [95% bootstrap CI] over seeds):")
-    print(results_table(summaries))
-    _print_finished([], run_dirs)
+    _print_finished(summaries, run_dirs)
     return 0
 
 
@@ -161,12 +159,6 @@ def random_returns_command(overrides: list[str]) -> int:
     plan = plan_run(compose_config([o for o in overrides if not o.startswith("episodes=")] + ["seeds=1"]))
     print(json.dumps(measure_random_returns(plan.stream, int(episodes[-1])), indent=2))
     return 0
-
-
-def _parse_scalar(text: str):
-    from omegaconf import OmegaConf
-
-    return OmegaConf.create({"v": text})["v"] if text not in ("true", "false") else text == "true"
 
 
 def _print_finished(summaries: list[dict], run_dirs: list[Path]) -> None:

@@ -15,6 +15,7 @@ Tables are appended during the run and rewritten from the checkpoint's rows on r
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -90,8 +91,6 @@ class RunDir:
 
 
 def _csv_text(columns: list[str], rows: list[dict]) -> bytes:
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns)
     writer.writeheader()

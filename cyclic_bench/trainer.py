@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from cyclic_bench.envs import EnvPool
 from cyclic_bench.errors import require
 from cyclic_bench.method import Method, Transition
+from cyclic_bench.nn import seed_view
 from cyclic_bench.results import RunDir
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.stream import ActionAdapter, ObservationAdapter, Stream
@@ -57,7 +58,7 @@ class Engine:
         self.obs: np.ndarray | None = None  # their current observations, [S*E, task obs]
         self.eval_pools: dict[int, EnvPool] = {}
         self.rows: dict[str, list[dict]] = {"evaluations": [], "diagnostics": [], "failures": []}
-        self.wall_seconds = 0.0
+        self.seconds_before = 0.0  # training wall time of earlier sessions of this run (before a resume)
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -68,7 +69,7 @@ class Engine:
             self.run_dir.rewrite_tables(self.rows)
             self.evaluate()
         total = self.stream.total_steps
-        self.clock = (time.perf_counter(), self.wall_seconds)
+        self.started_at = time.perf_counter()
         interval = 0.5 if sys.stderr.isatty() else 30.0  # a log file gets a line every 30 s, not a flood
         bar = tqdm(total=total, initial=self.step, unit="step", disable=not self.options.progress, dynamic_ncols=True, mininterval=interval)
         try:
@@ -99,7 +100,7 @@ class Engine:
 
     def elapsed(self) -> float:
         """Wall-clock seconds of training so far, across resumes."""
-        return self.clock[1] + time.perf_counter() - self.clock[0]
+        return self.seconds_before + time.perf_counter() - self.started_at
 
     def make_visit_pool(self, task_index: int) -> EnvPool:
         """The training environments of the current task visit, seeded by (seed, cycle, task, env)."""
@@ -163,8 +164,7 @@ class Engine:
             bad = ~torch.isfinite(action.reshape(self.S, -1)).all(dim=1) & self.method.active
             if bad.any():
                 self.fail(bad, "non-finite action")
-        active = self.method.active.view(-1, *([1] * (action.dim() - 1)))
-        return torch.where(active, action, torch.zeros_like(action))
+        return torch.where(seed_view(self.method.active, action), action, torch.zeros_like(action))
 
     # ---- failure ------------------------------------------------------------------------------------------
     def check_health(self) -> None:
@@ -249,7 +249,7 @@ class Engine:
         )
 
     def restore(self, state: dict) -> None:
-        self.step, self.rows, self.wall_seconds = state["step"], state["rows"], state["wall_seconds"]
+        self.step, self.rows, self.seconds_before = state["step"], state["rows"], state["wall_seconds"]
         self.method.load_state_dict(_to_device(state["method"], self.spec.device))
         self.warmup_rng.load_state_dict(_to_device(state["warmup_rng"], self.spec.device))
         self.run_dir.rewrite_tables(self.rows)  # drops rows written after this checkpoint
