@@ -16,6 +16,7 @@ import torch
 
 from cyclic_bench.method import Method, MethodSpec, Transition
 from cyclic_bench.nn import BatchedMLP, SeedAdam, seed_view
+from cyclic_bench.plasticity import clone_parameters, gradient_norm, network_diagnostics
 from cyclic_bench.registry import register_method
 from cyclic_bench.replay import SeedReplay
 from cyclic_bench.rng import SeedRNG
@@ -49,12 +50,14 @@ class TD3(Method):
         self.init_rng = SeedRNG(spec.seed_ids, stream=1, device=device)
         self.noise_rng = SeedRNG(spec.seed_ids, stream=2, device=device)
         self.sample_rng = SeedRNG(spec.seed_ids, stream=3, device=device)
+        self.probe_rng = SeedRNG(spec.seed_ids, stream=4, device=device)  # diagnostics draw apart from training
 
         self.actor = BatchedMLP(S, [obs_dim, *config.actor_hidden, act_dim], self.init_rng, output_activation=torch.tanh)
         self.critic = BatchedMLP(
             S, [obs_dim + act_dim, *config.critic_hidden, 1], self.init_rng, members=(2,), layer_norm=config.critic_layer_norm
         )
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        self.initial = {"actor": clone_parameters(self.actor), "critic": clone_parameters(self.critic)}  # for distance-from-init
         self.actor_opt = SeedAdam(self.actor.parameters(), S, config.lr)
         self.critic_opt = SeedAdam(self.critic.parameters(), S, config.lr)
 
@@ -91,24 +94,31 @@ class TD3(Method):
         x = torch.cat([obs, action], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1)
         return critic(x).squeeze(-1)
 
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
+    def critic_loss(self, batch: dict[str, torch.Tensor], noise_rng: SeedRNG) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both critics' squared TD error summed, [S], and their values [S, 2, B]."""
         cfg = self.config
         with torch.no_grad():
-            noise = (cfg.policy_noise * self.noise_rng.normal(*batch["action"].shape[1:])).clamp(-cfg.noise_clip, cfg.noise_clip)
+            noise = (cfg.policy_noise * noise_rng.normal(*batch["action"].shape[1:])).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (self.actor_target(batch["next_obs"]) + noise).clamp(-1.0, 1.0)
             next_q = self.q_values(self.critic_target, batch["next_obs"], next_action).min(dim=1).values
             target = batch["reward"] + cfg.gamma * (1.0 - batch["done"]) * next_q
-
         q = self.q_values(self.critic, batch["obs"], batch["action"])
-        critic_loss = (q - target.unsqueeze(1)).square().mean(dim=-1).sum(dim=1)  # [S]: both critics' MSE
+        return (q - target.unsqueeze(1)).square().mean(dim=-1).sum(dim=1), q
+
+    def actor_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[S]: minus the first critic's value of the actor's actions."""
+        return -self.q_values(self.critic, batch["obs"], self.actor(batch["obs"]))[:, 0].mean(dim=-1)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> None:
+        critic_loss, q = self.critic_loss(batch, self.noise_rng)
         self.critic_opt.zero_grad()
         critic_loss.sum().backward()  # seeds are independent, so the sum's gradient is each seed's own
         self.critic_opt.step(self.active)
         self.last["critic_loss"], self.last["q_mean"] = critic_loss.detach(), q.detach().mean(dim=(1, 2))
 
         self.updates += 1
-        if self.updates % cfg.policy_delay == 0:
-            actor_loss = -self.q_values(self.critic, batch["obs"], self.actor(batch["obs"]))[:, 0].mean(dim=-1)
+        if self.updates % self.config.policy_delay == 0:
+            actor_loss = self.actor_loss(batch)
             self.actor_opt.zero_grad()
             actor_loss.sum().backward()
             self.actor_opt.step(self.active)
@@ -125,7 +135,28 @@ class TD3(Method):
 
     # ---- bookkeeping --------------------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        return dict(self.last)
+        """Last losses, plus every plasticity diagnostic of actor and critic on a probe batch from the buffer."""
+        if self.replay.size == 0:
+            return dict(self.last)
+        slots = self.probe_rng.randint(self.replay.size, self.config.batch_size)
+        probe = self.replay.get(self.replay.chronological(slots))
+        critic_input = torch.cat([probe["obs"], probe["action"]], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1)
+        out = {
+            **self.last,
+            **network_diagnostics("actor", self.actor, probe["obs"], self.initial["actor"]),
+            **network_diagnostics("critic", self.critic, critic_input, self.initial["critic"]),
+        }
+        for name, net, loss in (
+            ("critic", self.critic, lambda: self.critic_loss(probe, self.probe_rng)[0]),
+            ("actor", self.actor, lambda: self.actor_loss(probe)),
+        ):
+            net.zero_grad(set_to_none=True)
+            with torch.enable_grad():  # the engine evaluates under no_grad
+                loss().sum().backward()
+            out[f"{name}_gradient_norm"] = gradient_norm(net)
+        self.actor.zero_grad(set_to_none=True)
+        self.critic.zero_grad(set_to_none=True)
+        return out
 
     def optimizers(self) -> list[SeedAdam]:
         return [self.actor_opt, self.critic_opt]
@@ -134,14 +165,14 @@ class TD3(Method):
         return {"actor": self.actor, "critic": self.critic, "actor_target": self.actor_target, "critic_target": self.critic_target}
 
     def random_streams(self) -> dict[str, SeedRNG]:
-        return {"init": self.init_rng, "noise": self.noise_rng, "sample": self.sample_rng}
+        return {"init": self.init_rng, "noise": self.noise_rng, "sample": self.sample_rng, "probe": self.probe_rng}
 
     def extra_state(self) -> dict:
         rngs = {key: rng.state_dict() for key, rng in self.random_streams().items()}
-        return {"replay": self.replay.state_dict(), "updates": self.updates, "last": self.last, "rngs": rngs}
+        return {"replay": self.replay.state_dict(), "updates": self.updates, "last": self.last, "rngs": rngs, "initial": self.initial}
 
     def load_extra_state(self, state: dict) -> None:
         self.replay.load_state_dict(state["replay"])
-        self.updates, self.last = state["updates"], state["last"]
+        self.updates, self.last, self.initial = state["updates"], state["last"], state["initial"]
         for key, rng in self.random_streams().items():
             rng.load_state_dict(state["rngs"][key])
