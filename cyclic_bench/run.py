@@ -61,6 +61,7 @@ def summarize(config: DictConfig, engine: Engine) -> dict:
         "protocol": config.protocol.name,
         "stream": engine.stream.name,
         "tasks": [t.name for t in engine.stream.tasks],
+        "held_out_tasks": [t.name for t in engine.stream.held_out],
         "seeds": list(engine.spec.seed_ids),
         "failed_seeds": engine.rows["failures"],
         "steps_per_seed": engine.stream.total_steps,

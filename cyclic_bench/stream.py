@@ -50,6 +50,7 @@ class Stream:
     warmup_steps: int = 0  # random-action steps at the very start of the stream (methods that use them)
     task_aware: bool = False  # append a one-hot task id to observations
     boundaries_visible: bool = True  # methods get on_task_start() at switches
+    held_out: tuple[Task, ...] = ()  # evaluated at every evaluation but never trained (zero-shot generalisation)
 
     def __post_init__(self):
         require(len(self.tasks) > 0, f"stream {self.name!r} has no tasks; give at least one")
@@ -62,7 +63,9 @@ class Stream:
             "so that an evaluation closes every task visit",
         )
         require(self.warmup_steps >= 0, f"warmup_steps={self.warmup_steps} is not allowed: it must be >= 0")
-        kinds = {task.action_kind for task in self.tasks}
+        names = [task.name for task in self.eval_tasks]
+        require(len(set(names)) == len(names), f"stream {self.name!r} names a task twice: {names}")
+        kinds = {task.action_kind for task in self.eval_tasks}
         require(len(kinds) == 1 and kinds <= set(ACTION_KINDS), f"tasks mix action kinds {sorted(kinds)}; use one of {ACTION_KINDS}")
 
     @property
@@ -70,17 +73,22 @@ class Stream:
         return self.tasks[0].action_kind
 
     @property
+    def eval_tasks(self) -> tuple[Task, ...]:
+        """The tasks every evaluation plays: the stream's own, then the held-out ones."""
+        return self.tasks + self.held_out
+
+    @property
     def total_steps(self) -> int:
         return self.steps_per_task * len(self.tasks) * self.cycles
 
     @property
     def obs_dim(self) -> int:
-        """Adapted observation size: the largest task's, plus one-hot task ids in task-aware streams."""
-        return max(t.obs_dim for t in self.tasks) + (len(self.tasks) if self.task_aware else 0)
+        """Adapted observation size: the largest task's (held-out ones included), plus one-hot ids of trained tasks if task-aware."""
+        return max(t.obs_dim for t in self.eval_tasks) + (len(self.tasks) if self.task_aware else 0)
 
     @property
     def action_dim(self) -> int:
-        return max(t.action_dim for t in self.tasks)
+        return max(t.action_dim for t in self.eval_tasks)
 
     def position(self, step: int) -> tuple[int, int]:
         """(cycle, task index) that trains at global step `step` (0-based)."""
@@ -89,16 +97,20 @@ class Stream:
 
 
 class ObservationAdapter:
-    """Pads a task's observations with zeros to the stream's size, then appends a task one-hot if task-aware."""
+    """Pads a task's observations with zeros to the stream's size, then appends a task one-hot if task-aware.
+
+    `task_index` counts over `stream.eval_tasks`; held-out tasks (index >= number of trained tasks) get an all-zero
+    one-hot, since the agent has never been told of them.
+    """
 
     def __init__(self, stream: Stream):
-        self.width = max(t.obs_dim for t in stream.tasks)
+        self.width = max(t.obs_dim for t in stream.eval_tasks)
         self.n_tasks = len(stream.tasks) if stream.task_aware else 0
 
     def __call__(self, obs: np.ndarray, task_index: int) -> np.ndarray:
         out = np.zeros((*obs.shape[:-1], self.width + self.n_tasks), dtype=np.float32)
         out[..., : obs.shape[-1]] = obs
-        if self.n_tasks:
+        if task_index < self.n_tasks:
             out[..., self.width + task_index] = 1.0
         return out
 

@@ -51,7 +51,7 @@ class Engine:
                 value % self.E == 0, f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed"
             )
         self.obs_adapter = ObservationAdapter(stream)
-        self.action_adapters = [ActionAdapter(task) for task in stream.tasks]
+        self.action_adapters = [ActionAdapter(task) for task in stream.eval_tasks]
         self.warmup_rng = SeedRNG(self.spec.seed_ids, stream=WARMUP_STREAM, device=self.spec.device)
         self.step = 0
         self.pool: EnvPool | None = None  # the training environments of the current task visit
@@ -181,13 +181,13 @@ class Engine:
     # ---- evaluation ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> None:
-        """Every task of the stream, K deterministic episodes per seed, on environments of their own."""
+        """Every task of the stream (held-out ones too), K deterministic episodes per seed, on environments of their own."""
         K, eval_index = self.stream.eval_episodes, self.step // self.stream.eval_every
         cycle, trained = self.stream.position(max(self.step - 1, 0))
         trained_name = self.stream.tasks[trained].name if self.step > 0 else "none"
         live = self.method.active.cpu().numpy()
         rows = []
-        for j, task in enumerate(self.stream.tasks):
+        for j, task in enumerate(self.stream.eval_tasks):
             returns = self.run_episodes(j, [env_seed(seed, 2, eval_index, j, k) for seed in self.spec.seed_ids for k in range(K)])
             returns = returns.reshape(self.S, K)
             for i, seed in enumerate(self.spec.seed_ids):
@@ -220,7 +220,7 @@ class Engine:
         """One deterministic episode per seed in `seeds` (seed-major over S), returns [len(seeds)]."""
         S, K = self.S, len(seeds) // self.S
         if task_index not in self.eval_pools:
-            self.eval_pools[task_index] = self.stream.tasks[task_index].make_pool(seeds)
+            self.eval_pools[task_index] = self.stream.eval_tasks[task_index].make_pool(seeds)
         pool = self.eval_pools[task_index]
         obs = pool.reset(seeds)
         self.method.on_episode_start(torch.ones(S, K, dtype=torch.bool, device=self.spec.device), explore=False)

@@ -1,8 +1,9 @@
 import csv
 
+import numpy as np
 import pytest
 import torch
-from conftest import Recorder, spec_for, toy_stream
+from conftest import Recorder, spec_for, toy_stream, toy_task
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.results import RunDir
@@ -115,3 +116,14 @@ def test_resume_from_a_checkpoint_loses_and_doubles_nothing(tmp_path, monkeypatc
     run_engine(tmp_path / "killed", stream)
     for table in ("evaluations.csv", "diagnostics.csv"):
         assert read(tmp_path / "killed" / table) == read(tmp_path / "full" / table)
+
+
+def test_held_out_tasks_are_evaluated_never_trained_and_get_no_task_id(tmp_path):
+    stream = toy_stream(task_aware=True, held_out=(toy_task("unseen", 4, 3),))
+    engine, method = run_engine(tmp_path, stream)
+    assert stream.obs_dim == 5 + 2 and stream.action_dim == 3  # widest of all tasks, one-hot over trained tasks only
+    rows = read(tmp_path / "evaluations.csv")
+    assert {r["eval_task"] for r in rows} == {"a", "b", "unseen"}
+    assert {r["trained_task"] for r in rows} <= {"none", "a", "b"}
+    assert all(t.obs[..., 5:].sum(dim=-1).eq(1).all() for t in method.transitions)  # training always knows its task
+    assert engine.obs_adapter(np.ones((1, 4)), 2)[0, 5:].tolist() == [0.0, 0.0]
