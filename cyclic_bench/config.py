@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.events import parse_events
 from cyclic_bench.method import Method, MethodSpec
 from cyclic_bench.registry import get_method, get_protocol, load_all
 from cyclic_bench.stream import Stream
@@ -32,6 +33,7 @@ class RunConfig:
     checkpoint_every: int = 0  # environment steps per seed between checkpoints; 0 = at every evaluation
     progress: bool = True  # show a progress bar
     resume: str | None = None  # a run directory to continue from its last checkpoint
+    events: list[Any] = field(default_factory=list)  # perturbations, e.g. [{step: 5000, kind: zero_weights, fraction: 0.33}]
 
 
 def register_run_config() -> None:
@@ -80,6 +82,9 @@ def plan_run(config: DictConfig) -> RunPlan:
     device = resolve_device(config.device)
     family = get_protocol(config.protocol.name)
     stream = family.build(_instantiate(family.config, config.protocol, f"protocol {family.name}"))
+    events = OmegaConf.to_container(config.events, resolve=True) if isinstance(config.events, ListConfig) else list(config.events)
+    if events:
+        stream = dataclasses.replace(stream, events=stream.events + parse_events(events, stream.total_steps))
     method_cls, method_config_cls = get_method(config.method.name)
     method_config = _instantiate(method_config_cls, config.method, f"method {config.method.name}")
     require(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
+
+from cyclic_bench.errors import ConfigError
 
 
 def _mujoco_warning(message: str) -> None:
@@ -31,6 +33,7 @@ class PoolStep:
     terminated: np.ndarray  # [N] bool
     truncated: np.ndarray  # [N] bool
     final_obs: np.ndarray  # [N, obs]: the last observation of each env's step (before any reset)
+    info: dict[str, np.ndarray] = field(default_factory=dict)  # per-env training-time quantities (e.g. a bandit's regret)
 
 
 class EnvPool(ABC):
@@ -54,6 +57,10 @@ class EnvPool(ABC):
 
     def set_state(self, state: object) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot restore its environments")
+
+    def scale_dynamics(self, quantity: str, scale: float) -> None:
+        """Multiply a physical quantity (body_mass, friction, gravity) of every environment by `scale`."""
+        raise ConfigError(f"{type(self).__name__} environments cannot change their dynamics ({quantity})")
 
     def close(self) -> None:
         """Release the environments."""
@@ -104,9 +111,26 @@ class GymPool(EnvPool):
             sim.np_random.bit_generator.state = state["rng"]
             _time_limit(env)._elapsed_steps = state["elapsed"]
 
+    def scale_dynamics(self, quantity: str, scale: float) -> None:
+        for env in self.envs:
+            scale_model(env.unwrapped.model, quantity, scale)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+def scale_model(model: mujoco.MjModel, quantity: str, scale: float) -> None:
+    """Multiply every body's mass, every geom's sliding friction, or gravity of a MuJoCo model, in place."""
+    if quantity == "body_mass":
+        model.body_mass[:] *= scale
+        model.body_inertia[:] *= scale  # same shape, heavier material: inertia scales with mass
+    elif quantity == "friction":
+        model.geom_friction[:, 0] *= scale
+    elif quantity == "gravity":
+        model.opt.gravity[:] *= scale
+    else:
+        raise ConfigError(f"dynamics quantity={quantity!r} is not allowed; allowed: body_mass, friction, gravity")
 
 
 def _time_limit(env):

@@ -76,6 +76,10 @@ class Method(ABC):
         """Plasticity and learning diagnostics, each a tensor [S]."""
         return {}
 
+    def policy_weights(self) -> list[torch.Tensor]:
+        """The tensors ([S, ...]) a `zero_weights` perturbation event damages; empty if the method cannot take one."""
+        return []
+
     def optimizers(self) -> list[SeedAdam]:
         """The method's optimizers; their per-seed state is stored and failed seeds are switched off in them."""
         return []

@@ -4,6 +4,8 @@
     meta.json          package versions, code revision, device, command line
     evaluations.csv    one row per (seed, evaluation step, evaluated task)
     diagnostics.csv    one row per (seed, evaluation step, diagnostic)
+    online.csv         per-step means of training-time quantities (reward, a bandit's regret) over each evaluation window
+    events.csv         perturbation events: step, kind, task, detail
     failures.csv       seeds that went non-finite: step and reason
     summary.json       final scores per seed and task, failed seeds, speed (written when the run ends)
     checkpoint.pt      the latest checkpoint (never committed)
@@ -30,7 +32,15 @@ import torch
 EVAL_COLUMNS = ["seed", "step", "cycle", "trained_task", "eval_task", "return", "return_std", "score"]
 DIAG_COLUMNS = ["seed", "step", "cycle", "trained_task", "name", "value"]
 FAILURE_COLUMNS = ["seed", "step", "reason"]
-TABLES = {"evaluations": EVAL_COLUMNS, "diagnostics": DIAG_COLUMNS, "failures": FAILURE_COLUMNS}
+ONLINE_COLUMNS = ["seed", "step", "cycle", "trained_task", "name", "value"]
+EVENT_COLUMNS = ["step", "kind", "task", "detail"]
+TABLES = {
+    "evaluations": EVAL_COLUMNS,
+    "diagnostics": DIAG_COLUMNS,
+    "online": ONLINE_COLUMNS,
+    "events": EVENT_COLUMNS,
+    "failures": FAILURE_COLUMNS,
+}
 PACKAGES = ["cyclic-bench", "torch", "numpy", "gymnasium", "mujoco", "dm-control", "hydra-core", "rliable"]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from cyclic_bench.envs import EnvPool
 from cyclic_bench.errors import require
+from cyclic_bench.events import Event
 
 ACTION_KINDS = ("continuous", "discrete")
 
@@ -31,6 +32,7 @@ class Task:
     action_kind: str = "continuous"
     action_low: tuple[float, ...] | None = None  # continuous bounds; None means [-1, 1] in every dimension
     action_high: tuple[float, ...] | None = None
+    online_score: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # score from training-window means (bandits)
 
     def normalize(self, episode_return: np.ndarray | float) -> np.ndarray | float:
         """0 for the random policy, 1 for the reference return."""
@@ -46,17 +48,24 @@ class Stream:
     steps_per_task: int  # environment steps per seed on each task visit
     cycles: int
     eval_every: int  # environment steps per seed between evaluations (a multiple of envs per seed)
-    eval_episodes: int  # deterministic episodes per seed on every task at each evaluation
+    eval_episodes: int  # deterministic episodes per seed on every task at each evaluation; 0 = score the training window
     warmup_steps: int = 0  # random-action steps at the very start of the stream (methods that use them)
     task_aware: bool = False  # append a one-hot task id to observations
     boundaries_visible: bool = True  # methods get on_task_start() at switches
     held_out: tuple[Task, ...] = ()  # evaluated at every evaluation but never trained (zero-shot generalisation)
+    events: tuple[Event, ...] = ()  # perturbations at given steps (cyclic_bench.events)
 
     def __post_init__(self):
         require(len(self.tasks) > 0, f"stream {self.name!r} has no tasks; give at least one")
-        for field in ("steps_per_task", "cycles", "eval_every", "eval_episodes"):
+        for field in ("steps_per_task", "cycles", "eval_every"):
             value = getattr(self, field)
             require(isinstance(value, int) and value > 0, f"{field}={value} is not allowed: it must be an integer > 0")
+        require(
+            self.eval_episodes > 0 or all(t.online_score for t in self.tasks),
+            f"eval_episodes={self.eval_episodes} is not allowed: it must be > 0 unless every task scores its training window",
+        )
+        for event in self.events:
+            require(0 < event.step < self.total_steps, f"event step={event.step} is outside the stream's 1..{self.total_steps - 1}")
         require(
             self.steps_per_task % self.eval_every == 0,
             f"eval_every={self.eval_every} is not allowed: it must divide steps_per_task={self.steps_per_task}, "

@@ -17,13 +17,15 @@ from tqdm.auto import tqdm
 
 from cyclic_bench.envs import EnvPool
 from cyclic_bench.errors import require
+from cyclic_bench.events import zero_fraction
 from cyclic_bench.method import Method, Transition
 from cyclic_bench.nn import seed_view
-from cyclic_bench.results import RunDir
+from cyclic_bench.results import TABLES, RunDir
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.stream import ActionAdapter, ObservationAdapter, Stream
 
 WARMUP_STREAM = 1000  # random-stream id of the engine's warm-up actions (methods use small ids)
+EVENT_STREAM = 1001  # random-stream id of perturbation events
 
 
 @dataclass
@@ -50,14 +52,22 @@ class Engine:
             require(
                 value % self.E == 0, f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed"
             )
+        for event in stream.events:
+            require(event.step % self.E == 0, f"event step={event.step} is not allowed: it must be a multiple of {self.E} envs per seed")
+            require(
+                event.kind != "zero_weights" or method.policy_weights(),
+                f"method {type(method).__name__} has no policy weights to zero; drop the zero_weights event",
+            )
         self.obs_adapter = ObservationAdapter(stream)
         self.action_adapters = [ActionAdapter(task) for task in stream.eval_tasks]
         self.warmup_rng = SeedRNG(self.spec.seed_ids, stream=WARMUP_STREAM, device=self.spec.device)
+        self.event_rng = SeedRNG(self.spec.seed_ids, stream=EVENT_STREAM, device=self.spec.device)
         self.step = 0
         self.pool: EnvPool | None = None  # the training environments of the current task visit
         self.obs: np.ndarray | None = None  # their current observations, [S*E, task obs]
         self.eval_pools: dict[int, EnvPool] = {}
-        self.rows: dict[str, list[dict]] = {"evaluations": [], "diagnostics": [], "failures": []}
+        self.rows: dict[str, list[dict]] = {table: [] for table in TABLES}
+        self.window: dict[str, np.ndarray] = {}  # per-seed sums of training-time quantities since the last evaluation
         self.seconds_before = 0.0  # training wall time of earlier sessions of this run (before a resume)
 
     # ---- the loop -----------------------------------------------------------------------------------------
@@ -75,6 +85,7 @@ class Engine:
         try:
             while self.step < total:
                 cycle, task_index = self.stream.position(self.step)
+                self.apply_events(task_index)
                 if self.pool is None:
                     self.start_visit(task_index)
                 self.train_step(task_index)
@@ -106,7 +117,15 @@ class Engine:
         """The training environments of the current task visit, seeded by (seed, cycle, task, env)."""
         cycle, _ = self.stream.position(self.step)
         seeds = [env_seed(seed, 1, cycle, task_index, e) for seed in self.spec.seed_ids for e in range(self.E)]
-        return self.stream.tasks[task_index].make_pool(seeds)
+        return self.make_pool(task_index, seeds)
+
+    def make_pool(self, task_index: int, seeds: list[int]) -> EnvPool:
+        """Environments of a task, with every dynamics change that has happened to it so far."""
+        pool = self.stream.eval_tasks[task_index].make_pool(seeds)
+        for event in self.stream.events:
+            if event.kind == "dynamics" and event.step < self.step and self.stream.position(event.step)[1] == task_index:
+                pool.scale_dynamics(event.quantity, event.scale)
+        return pool
 
     def start_visit(self, task_index: int) -> None:
         self.pool = self.make_visit_pool(task_index)
@@ -127,6 +146,8 @@ class Engine:
         else:
             action = self.safe_actions(self.method.act(obs, explore=True))
         result = self.pool.step(self.env_actions(action, task_index))
+        for name, values in {"reward": result.reward, **result.info}.items():
+            self.window[name] = self.window.get(name, 0.0) + np.asarray(values, dtype=np.float64).reshape(S, E).sum(axis=1)
         visit_ends = (self.step + E) % self.stream.steps_per_task == 0
         truncated = result.truncated | (visit_ends & ~result.terminated)
         self.method.observe(
@@ -175,8 +196,7 @@ class Engine:
     def fail(self, seeds: torch.Tensor, reason: str) -> None:
         self.method.deactivate(seeds)
         rows = [{"seed": self.spec.seed_ids[i], "step": self.step, "reason": reason} for i in torch.nonzero(seeds).flatten().tolist()]
-        self.rows["failures"] += rows
-        self.run_dir.append("failures", rows)
+        self.record("failures", rows)
 
     # ---- evaluation ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -186,8 +206,8 @@ class Engine:
         cycle, trained = self.stream.position(max(self.step - 1, 0))
         trained_name = self.stream.tasks[trained].name if self.step > 0 else "none"
         live = self.method.active.cpu().numpy()
-        rows = []
-        for j, task in enumerate(self.stream.eval_tasks):
+        rows = self.online_evaluation(cycle, trained, live) if K == 0 else []
+        for j, task in enumerate(self.stream.eval_tasks if K > 0 else ()):
             returns = self.run_episodes(j, [env_seed(seed, 2, eval_index, j, k) for seed in self.spec.seed_ids for k in range(K)])
             returns = returns.reshape(self.S, K)
             for i, seed in enumerate(self.spec.seed_ids):
@@ -212,15 +232,69 @@ class Engine:
             for i, seed in enumerate(self.spec.seed_ids)
             if live[i] and np.isfinite(values[i])
         ]
-        for table, new in (("evaluations", rows), ("diagnostics", diag_rows)):
-            self.rows[table] += new
-            self.run_dir.append(table, new)
+        online_rows = [
+            {
+                "seed": seed,
+                "step": self.step,
+                "cycle": cycle,
+                "trained_task": trained_name,
+                "name": name,
+                "value": sums[i] / self.stream.eval_every,
+            }
+            for name, sums in self.window.items()
+            for i, seed in enumerate(self.spec.seed_ids)
+            if live[i]
+        ]
+        self.window = {}
+        for table, new in (("evaluations", rows), ("diagnostics", diag_rows), ("online", online_rows)):
+            self.record(table, new)
+
+    def online_evaluation(self, cycle: int, trained: int, live: np.ndarray) -> list[dict]:
+        """Evaluation rows of a stream scored on its training window: mean reward per step, and the task's score."""
+        if not self.window:
+            return []
+        task = self.stream.tasks[trained]
+        means = {name: sums / self.stream.eval_every for name, sums in self.window.items()}
+        scores = task.online_score(means)
+        return [
+            {
+                "seed": seed,
+                "step": self.step,
+                "cycle": cycle,
+                "trained_task": task.name,
+                "eval_task": task.name,
+                "return": float(means["reward"][i]),
+                "return_std": float("nan"),
+                "score": float(scores[i]),
+            }
+            for i, seed in enumerate(self.spec.seed_ids)
+            if live[i]
+        ]
+
+    def record(self, table: str, new_rows: list[dict]) -> None:
+        self.rows[table] += new_rows
+        self.run_dir.append(table, new_rows)
+
+    # ---- perturbation events ------------------------------------------------------------------------------
+    def apply_events(self, task_index: int) -> None:
+        for event in self.stream.events:
+            if event.step != self.step:
+                continue
+            detail = event.describe()
+            if event.kind == "zero_weights":
+                zeroed = zero_fraction(self.method.policy_weights(), event.fraction, self.event_rng)
+                detail += f" ({int(zeroed[0])} weights per seed)"
+            else:
+                for pool in [self.pool, self.eval_pools.get(task_index)]:
+                    if pool is not None:
+                        pool.scale_dynamics(event.quantity, event.scale)
+            self.record("events", [{"step": self.step, "kind": event.kind, "task": self.stream.tasks[task_index].name, "detail": detail}])
 
     def run_episodes(self, task_index: int, seeds: list[int]) -> np.ndarray:
         """One deterministic episode per seed in `seeds` (seed-major over S), returns [len(seeds)]."""
         S, K = self.S, len(seeds) // self.S
         if task_index not in self.eval_pools:
-            self.eval_pools[task_index] = self.stream.eval_tasks[task_index].make_pool(seeds)
+            self.eval_pools[task_index] = self.make_pool(task_index, seeds)
         pool = self.eval_pools[task_index]
         obs = pool.reset(seeds)
         self.method.on_episode_start(torch.ones(S, K, dtype=torch.bool, device=self.spec.device), explore=False)
@@ -241,6 +315,8 @@ class Engine:
                 "step": self.step,
                 "method": self.method.state_dict(),
                 "warmup_rng": self.warmup_rng.state_dict(),
+                "event_rng": self.event_rng.state_dict(),
+                "window": self.window,
                 "pool": None if self.pool is None else self.pool.get_state(),
                 "obs": self.obs,
                 "rows": self.rows,
@@ -249,9 +325,12 @@ class Engine:
         )
 
     def restore(self, state: dict) -> None:
-        self.step, self.rows, self.seconds_before = state["step"], state["rows"], state["wall_seconds"]
+        self.step, self.seconds_before = state["step"], state["wall_seconds"]
+        self.rows = {table: state["rows"].get(table, []) for table in TABLES}
         self.method.load_state_dict(_to_device(state["method"], self.spec.device))
         self.warmup_rng.load_state_dict(_to_device(state["warmup_rng"], self.spec.device))
+        self.event_rng.load_state_dict(_to_device(state["event_rng"], self.spec.device))
+        self.window = state["window"]
         self.run_dir.rewrite_tables(self.rows)  # drops rows written after this checkpoint
         if state["pool"] is not None:
             self.pool = self.make_visit_pool(self.stream.position(self.step)[1])

@@ -158,6 +158,9 @@ class TD3(Method):
         self.critic.zero_grad(set_to_none=True)
         return out
 
+    def policy_weights(self) -> list[torch.Tensor]:
+        return [layer.weight.data for layer in self.actor.layers]
+
     def optimizers(self) -> list[SeedAdam]:
         return [self.actor_opt, self.critic_opt]
 
