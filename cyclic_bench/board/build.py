@@ -1,0 +1,313 @@
+"""`cyclic-bench board build`: from entries and run directories to a leaderboard folder.
+
+    leaderboards/<protocol>/<size>/
+        README.md       ranked table (point estimate and 95% interval per metric), continual metrics, plots
+        index.html      the same, as a static page
+        board.json      every number on the board, with the settings that produced it
+        scores.csv      per seed and task: final score, AUC, forgetting, forward transfer, cycle gain
+        entries/        the entries the board was built from (plain JSON, see entry.py)
+        plots/          PNG and SVG figures
+
+The score matrix of a row is [seeds x trained tasks] of final scores (see scores.py); aggregates, probability of
+improvement and performance profiles are rliable's (see stats.py). The same inputs and settings give the same
+files, byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cyclic_bench.board import scores as sc
+from cyclic_bench.board import stats
+from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, load_entry
+from cyclic_bench.errors import require
+
+DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
+
+
+@dataclass(frozen=True)
+class BoardOptions:
+    reps: int = 2000  # bootstrap resamples per interval
+    seed: int = 0  # numpy seed set before every rliable call
+    last: int = 1  # evaluations at the end of the stream averaged into the final score
+    baseline: str | None = None  # row every other row is compared with (probability of improvement); default td3 or the first
+    tolerance: float = 0.1  # relative distance to the pre-event score that counts as recovered
+    target_seeds: int = 30  # rows with fewer seeds are flagged
+    max_curve_points: int = 60  # evaluations shown (evenly thinned) in curves with intervals
+
+    def __post_init__(self):
+        require(self.reps >= 10, f"reps={self.reps} is not allowed: it must be >= 10")
+        require(self.last >= 1, f"last={self.last} is not allowed: it must be >= 1")
+        require(0 < self.tolerance < 1, f"tolerance={self.tolerance} is not allowed: it must be in (0, 1)")
+        require(self.target_seeds >= 1, f"target_seeds={self.target_seeds} is not allowed: it must be >= 1")
+        require(self.max_curve_points >= 2, f"max_curve_points={self.max_curve_points} is not allowed: it must be >= 2")
+
+
+# ---- inputs -------------------------------------------------------------------------------------------------
+def collect_entries(inputs: list[str | Path]) -> list[dict]:
+    """Entries from entry files, folders of entry files, run directories and folders holding run directories.
+
+    Run directories are grouped into rows (shards merged, single-task runs taken as references); a method name
+    that appears with different method settings gets the differing settings in its label.
+    """
+    require(len(inputs) > 0, "give at least one entry file or run directory")
+    entry_files, run_dirs = [], []
+    for item in map(Path, inputs):
+        require(item.exists(), f"{item} does not exist")
+        if item.is_file():
+            require(item.suffix == ".json", f"{item} is neither an entry (.json) nor a run directory")
+            entry_files.append(item)
+        elif (item / "config.yaml").is_file():
+            run_dirs.append(item)
+        else:
+            found_files, found_runs = _scan(item)
+            require(found_files or found_runs, f"{item} holds no entry (.json) and no run directory")
+            entry_files += found_files
+            run_dirs += found_runs
+    entries = [load_entry(path) for path in entry_files]
+    if run_dirs:
+        groups = group_runs(run_dirs)
+        for (shards, references), label in zip(groups, _labels([g[0][0].config for g in groups]), strict=True):
+            entries.append(entry_from_runs(shards, references, label))
+    return entries
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    files = sorted(p for p in folder.glob("*.json") if p.is_file())
+    runs = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if "config.yaml" in names:
+            runs.append(Path(root))
+            dirs[:] = []
+    return files, sorted(runs)
+
+
+def _labels(configs: list[dict]) -> list[str]:
+    """The method name, plus `-key=value,...` of the method settings that differ where a name has several settings."""
+    labels = []
+    for config in configs:
+        name = config["method"]["name"]
+        same_name = [c["method"] for c in configs if c["method"]["name"] == name]
+        if all(m == config["method"] for m in same_name):
+            labels.append(name)
+            continue
+        keys = sorted(k for k in config["method"] if any(m.get(k) != config["method"].get(k) for m in same_name))
+        text = ",".join(f"{k}={_compact(config['method'][k])}" for k in keys)
+        labels.append(re.sub(r"[^A-Za-z0-9_.+=,-]", "", f"{name}-{text}")[:80])
+    return labels
+
+
+def _compact(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, list) else str(value).lower()
+
+
+# ---- computing ----------------------------------------------------------------------------------------------
+def compute_board(entries: list[dict], options: BoardOptions = BoardOptions()) -> dict:
+    """Every number of the board for these entries (one protocol configuration)."""
+    require(len(entries) > 0, "a board needs at least one entry")
+    labels = [e["label"] for e in entries]
+    duplicated = sorted({label for label in labels if labels.count(label) > 1})
+    require(not duplicated, f"two entries share the label {', '.join(duplicated)}; give each row its own label")
+    first = entries[0]
+    for entry in entries[1:]:
+        for key in ("stream",):
+            require(entry[key] == first[key], f"{entry['label']} and {first['label']} were run on different streams; a board holds one")
+        require(
+            entry["config"]["protocol"] == first["config"]["protocol"],
+            f"{entry['label']} and {first['label']} have different protocol settings; a board holds one protocol configuration",
+        )
+    rows = {row.label: row for row in (sc.row_from_entry(e) for e in sorted(entries, key=lambda e: e["label"]))}
+    baseline = options.baseline or ("td3" if "td3" in rows else next(iter(rows)))
+    require(baseline in rows, f"baseline {baseline!r} is not on the board; rows: {', '.join(rows)}")
+
+    T = len(first["stream"]["tasks"])
+    final = {label: sc.final_scores(row, options.last) for label, row in rows.items()}
+    all_main = np.concatenate([f[:, :T].ravel() for f in final.values()])
+    low, high = float(all_main.min()), float(all_main.max())
+    taus = np.linspace(low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1), 101)
+
+    board_rows = [_compute_row(row, final[row.label], rows[baseline], final[baseline], taus, options) for row in rows.values()]
+    board_rows.sort(key=lambda r: (-r["final"]["IQM"][0], r["label"]))
+    for rank, row in enumerate(board_rows, 1):
+        row["rank"] = rank
+    return {
+        "protocol": first["protocol"],
+        "size": first["size"],
+        "stream": first["stream"],
+        "protocol_config": first["config"]["protocol"],
+        "baseline": baseline,
+        "options": asdict(options) | {"baseline": baseline},
+        "taus": taus.tolist(),
+        "rows": board_rows,
+    }
+
+
+def _compute_row(row: sc.Row, final: np.ndarray, base: sc.Row, base_final: np.ndarray, taus: np.ndarray, o: BoardOptions) -> dict:
+    T = len(row.tasks)
+    auc = sc.auc_scores(row)
+    result: dict = {
+        "label": row.label,
+        "method": row.entry["method"],
+        "seeds": row.n_seeds,
+        "seed_ids": row.seeds.tolist(),
+        "failed_seeds": row.failed_seeds,
+        "few_seeds": row.n_seeds < o.target_seeds,
+        "code_revisions": sorted({s["code_revision"] for s in row.entry["shards"]}),
+        "final": stats.aggregate_intervals(final[:, :T], o.reps, o.seed),
+        "auc": stats.aggregate_intervals(auc[:, :T], o.reps, o.seed),
+    }
+    result["improvement"] = (
+        None if row.label == base.label else stats.probability_of_improvement(final[:, :T], base_final[:, :T], o.reps, o.seed)
+    )
+    if row.held_out:
+        result["held_out"] = stats.aggregate_intervals(final[:, T:], o.reps, o.seed)
+
+    per_task_points, per_task_intervals = stats.cell_means(np.stack([final, auc], axis=1), o.reps, o.seed)
+    result["per_task"] = {
+        task: {view: _triple(per_task_points[v, k], per_task_intervals[:, v, k]) for v, view in enumerate(("final", "auc"))}
+        for k, task in enumerate(row.tasks + row.held_out)
+    }
+
+    continual = {"final performance": final[:, :T], "forgetting": sc.forgetting(row, o.last)}
+    for name, values in (("forward transfer", sc.forward_transfer(row)), ("cycle gain", sc.cycle_gain(row))):
+        if values is not None:
+            continual[name] = values
+    per_seed = np.stack([_nanmean_rows(v) for v in continual.values()], axis=1)
+    points, intervals = stats.cell_means(per_seed, o.reps, o.seed)
+    result["continual"] = {name: _triple(points[i], intervals[:, i]) for i, name in enumerate(continual)}
+    result["per_seed"] = {name: values.tolist() for name, values in continual.items()} | {"auc": auc[:, :T].tolist()}
+
+    for table, summary in (("diagnostics", sc.series_final), ("online", sc.series_mean)):
+        values = summary(row, table)
+        if values:
+            points, intervals = stats.cell_means(np.stack(list(values.values()), axis=1), o.reps, o.seed)
+            result[table] = {name: _triple(points[i], intervals[:, i]) for i, name in enumerate(values)}
+        else:
+            result[table] = {}
+
+    result["recovery"] = [
+        {
+            "step": r["step"],
+            "kind": r["kind"],
+            "detail": r["detail"],
+            "task": r["task"],
+            "recovered": int(np.isfinite(r["recovery_steps"]).sum()),
+            "median_steps": _finite_or_none(float(np.median(r["recovery_steps"]))),
+            "steps": [_finite_or_none(float(v)) for v in r["recovery_steps"]],
+        }
+        for r in sc.recovery(row, o.tolerance)
+    ]
+
+    profile, profile_interval = stats.performance_profile(final[:, :T], taus, o.reps, o.seed)
+    thin = np.unique(np.linspace(0, len(row.steps) - 1, min(len(row.steps), o.max_curve_points)).round().astype(int))
+    iqm, iqm_interval = stats.iqm_curve(np.moveaxis(row.score[:, thin, :T], 1, 2), o.reps, o.seed)
+    task_points, task_intervals = stats.cell_means(np.moveaxis(row.score[:, thin, :], 1, 2), o.reps, o.seed)
+    result["curves"] = {
+        "profile": [profile.tolist(), profile_interval.tolist()],
+        "steps": row.steps[thin].tolist(),
+        "iqm": [iqm.tolist(), iqm_interval.tolist()],
+        "tasks": {task: [task_points[k].tolist(), task_intervals[:, k].tolist()] for k, task in enumerate(row.tasks + row.held_out)},
+        "diagnostics": _series_curves(
+            row, "diagnostics", [n for n in result["diagnostics"] if any(p in n for p in DIAGNOSTICS_OVER_TIME)], o
+        ),
+        "online": _series_curves(row, "online", list(result["online"]), o),
+    }
+    return result
+
+
+def _series_curves(row: sc.Row, table: str, names: list[str], o: BoardOptions) -> dict:
+    if not names:
+        return {}
+    steps, all_names, values = sc.series(row, table)
+    thin = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), o.max_curve_points)).round().astype(int))
+    picked = values[:, thin][:, :, [all_names.index(n) for n in names]]
+    points, intervals = stats.cell_means(np.moveaxis(picked, 1, 2), o.reps, o.seed)
+    return {"steps": steps[thin].tolist()} | {n: [points[i].tolist(), intervals[:, i].tolist()] for i, n in enumerate(names)}
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Per seed, the mean over tasks where the metric is defined (nan if nowhere)."""
+    counts = (~np.isnan(values)).sum(axis=1)
+    return np.where(counts > 0, np.nansum(values, axis=1) / np.maximum(counts, 1), np.nan)
+
+
+def _triple(point, interval) -> list[float | None]:
+    return [_finite_or_none(float(point)), _finite_or_none(float(interval[0])), _finite_or_none(float(interval[1]))]
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+# ---- writing ------------------------------------------------------------------------------------------------
+def default_out_dir(entries: list[dict]) -> Path:
+    first = entries[0]
+    return Path("leaderboards") / first["protocol"] / str(first["size"] or "custom")
+
+
+def build_board(inputs: list[str | Path], out_dir: str | Path | None = None, options: BoardOptions = BoardOptions()) -> tuple[dict, Path]:
+    """Collect the inputs, compute the board and write its folder; returns (board, folder)."""
+    from cyclic_bench.board import plots, render
+    from cyclic_bench.results import write_json, write_text
+
+    entries = collect_entries(inputs)
+    board = compute_board(entries, options)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(entries)
+    (out / "entries").mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        write_text(out / "entries" / f"{entry['label']}.json", dumps_entry(entry))
+    write_text(out / "scores.csv", scores_csv(board))
+    board["plots"] = plots.write_plots(board, out / "plots")
+    board["inputs"] = sorted(f"entries/{e['label']}.json" for e in entries)
+    write_json(out / "board.json", _rounded(board))
+    write_text(out / "README.md", render.markdown(board))
+    write_text(out / "index.html", render.html(board))
+    return board, out
+
+
+def scores_csv(board: dict) -> str:
+    """Per row, seed and trained task: final score, AUC and the continual metrics (empty where undefined)."""
+    buffer = io.StringIO()
+    tasks = board["stream"]["tasks"]
+    metrics = ["final performance", "auc", "forgetting", "forward transfer", "cycle gain"]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", "seed", "task", *(m.replace(" ", "_") for m in metrics)])
+    for row in sorted(board["rows"], key=lambda r: r["label"]):
+        for i, seed in enumerate(row["seed_ids"]):
+            for k, task in enumerate(tasks):
+                values = [row["per_seed"].get(m, [[None] * len(tasks)] * len(row["seed_ids"]))[i][k] for m in metrics]
+                writer.writerow([row["label"], seed, task, *("" if v is None or not np.isfinite(v) else repr(float(v)) for v in values)])
+    return buffer.getvalue()
+
+
+def _rounded(tree, digits: int = 6):
+    """board.json with floats to 6 significant digits (readable; the entries keep full precision)."""
+    if isinstance(tree, float):
+        return float(f"{tree:.{digits}g}") if np.isfinite(tree) else None
+    if isinstance(tree, dict):
+        return {k: _rounded(v, digits) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return [_rounded(v, digits) for v in tree]
+    return tree
+
+
+def board_summary(board: dict) -> str:
+    """A short plain-text ranking for the terminal."""
+    from cyclic_bench.board.render import FEW, interval_text
+
+    lines = [f"{'rank':>4}  {'method':<24} {'seeds':>6}  {'IQM final score [95% CI]':<28} P(> {board['baseline']})"]
+    for row in board["rows"]:
+        seeds = f"{row['seeds']}{FEW if row['few_seeds'] else ''}"
+        improvement = "-" if row["improvement"] is None else interval_text(row["improvement"])
+        lines.append(f"{row['rank']:>4}  {row['label']:<24} {seeds:>6}  {interval_text(row['final']['IQM']):<28} {improvement}")
+    if any(r["few_seeds"] for r in board["rows"]):
+        lines.append(f"{FEW} fewer than {board['options']['target_seeds']} seeds: wide intervals, ranking not settled")
+    return "\n".join(lines)
