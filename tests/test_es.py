@@ -104,7 +104,7 @@ def test_keyed_draws_depend_only_on_key_and_counter():
     counters = torch.tensor([0, 5])
     pair = keyed_uniform(keys[:, 0], counters, 1000)
     assert torch.equal(keyed_uniform(keys[1:, 0], counters[1:], 1000)[0], pair[1])
-    assert 0 <= pair.min() and pair.max() < 1 and abs(pair.mean() - 0.5) < 0.05
+    assert pair.min() >= 0 and pair.max() < 1 and abs(pair.mean() - 0.5) < 0.05
     normal = keyed_normal(keys.flatten(), torch.zeros(8, dtype=torch.int64), 5000)
     assert abs(normal.mean()) < 0.05 and abs(normal.std() - 1) < 0.05
 
