@@ -32,6 +32,7 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     checkpoint_every: int = 0  # environment steps per seed between checkpoints; 0 = at every evaluation
     progress: bool = True  # show a progress bar
+    env_workers: int = 0  # processes stepping the environments in parallel; 0 = in the training process
     resume: str | None = None  # a run directory to continue from its last checkpoint
     events: list[Any] = field(default_factory=list)  # perturbations, e.g. [{step: 5000, kind: zero_weights, fraction: 0.33}]
 
@@ -78,6 +79,7 @@ def plan_run(config: DictConfig) -> RunPlan:
     """Validate `config` and build its stream; raises ConfigError with a one-line message."""
     require(isinstance(config.seeds, int) and config.seeds > 0, f"seeds={config.seeds} is not allowed: it must be an integer > 0")
     require(config.first_seed >= 0, f"first_seed={config.first_seed} is not allowed: it must be >= 0")
+    require(config.env_workers >= 0, f"env_workers={config.env_workers} is not allowed: it must be >= 0 (0 = in-process)")
     require(config.checkpoint_every >= 0, f"checkpoint_every={config.checkpoint_every} is not allowed: it must be >= 0")
     device = resolve_device(config.device)
     family = get_protocol(config.protocol.name)

@@ -52,10 +52,11 @@ class EnvPool(ABC):
         With `autoreset`, an environment whose episode ended starts the next one at once (`obs` is the new one).
         """
 
-    def get_state(self) -> object:
+    def get_state(self) -> list:
+        """A snapshot: a list with one picklable entry per environment, in pool order."""
         raise NotImplementedError(f"{type(self).__name__} cannot snapshot its environments")
 
-    def set_state(self, state: object) -> None:
+    def set_state(self, state: list) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot restore its environments")
 
     def scale_dynamics(self, quantity: str, scale: float) -> None:

@@ -13,14 +13,14 @@ from cyclic_bench.errors import require
 from cyclic_bench.results import RunDir, run_metadata, write_json, write_text
 from cyclic_bench.trainer import Engine, EngineOptions
 
-RESUME_OVERRIDES = ("device", "progress")  # settings a resumed run may change; everything else comes from the run
+RESUME_OVERRIDES = ("device", "progress", "env_workers")  # settings a resumed run may change; everything else comes from the run
 
 
 def train(config: DictConfig, run_dir: str | Path) -> dict:
     """Run `config` in `run_dir` (continuing from its checkpoint if it has one); returns the summary."""
     plan = plan_run(config)
     method = plan.build_method()
-    engine = Engine(plan.stream, method, RunDir(run_dir), EngineOptions(plan.checkpoint_every, bool(config.progress)))
+    engine = Engine(plan.stream, method, RunDir(run_dir), EngineOptions(plan.checkpoint_every, bool(config.progress), config.env_workers))
     record = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "resume"}
     if engine.run_dir.is_run():
         saved = OmegaConf.to_container(load_run_config(engine.run_dir.file("config.yaml")))

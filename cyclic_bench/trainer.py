@@ -23,6 +23,7 @@ from cyclic_bench.nn import seed_view
 from cyclic_bench.results import TABLES, RunDir
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.stream import ActionAdapter, ObservationAdapter, Stream
+from cyclic_bench.workers import ProcessPool
 
 WARMUP_STREAM = 1000  # random-stream id of the engine's warm-up actions (methods use small ids)
 EVENT_STREAM = 1001  # random-stream id of perturbation events
@@ -32,6 +33,7 @@ EVENT_STREAM = 1001  # random-stream id of perturbation events
 class EngineOptions:
     checkpoint_every: int  # environment steps per seed between checkpoints
     progress: bool  # show a progress bar
+    env_workers: int = 0  # worker processes stepping the environments; 0 = step them in this process
 
 
 def env_seed(*key: int) -> int:
@@ -121,7 +123,8 @@ class Engine:
 
     def make_pool(self, task_index: int, seeds: list[int]) -> EnvPool:
         """Environments of a task, with every dynamics change that has happened to it so far."""
-        pool = self.stream.eval_tasks[task_index].make_pool(seeds)
+        make = self.stream.eval_tasks[task_index].make_pool
+        pool = ProcessPool(make, seeds, self.options.env_workers) if self.options.env_workers else make(seeds)
         for event in self.stream.events:
             if event.kind == "dynamics" and event.step < self.step and self.stream.position(event.step)[1] == task_index:
                 pool.scale_dynamics(event.quantity, event.scale)

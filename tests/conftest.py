@@ -55,10 +55,10 @@ class ToyPool(EnvPool):
         return PoolStep(self._obs(), reward, terminated, truncated, final)
 
     def get_state(self):
-        return {"position": self.position.copy(), "offset": self.offset.copy(), "t": self.t.copy()}
+        return [{"position": p, "offset": o, "t": t} for p, o, t in zip(self.position, self.offset, self.t, strict=True)]
 
     def set_state(self, state) -> None:
-        self.position, self.offset, self.t = state["position"].copy(), state["offset"].copy(), state["t"].copy()
+        self.position, self.offset, self.t = (np.array([entry[key] for entry in state]) for key in ("position", "offset", "t"))
 
 
 def toy_task(name: str = "toy", obs_dim: int = 3, action_dim: int = 2, episode_length: int = 7) -> Task:
