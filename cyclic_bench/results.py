@@ -48,6 +48,7 @@ def atomic_write(path: Path, write) -> None:
     """Call write(open_file) on a temporary file beside `path`, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be read by others
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
