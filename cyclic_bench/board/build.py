@@ -170,28 +170,40 @@ def _compute_row(row: sc.Row, final: np.ndarray, base: sc.Row, base_final: np.nd
     if row.held_out:
         result["held_out"] = stats.aggregate_intervals(final[:, T:], o.reps, o.seed)
 
-    per_task_points, per_task_intervals = stats.cell_means(np.stack([final, auc], axis=1), o.reps, o.seed)
-    result["per_task"] = {
-        task: {view: _triple(per_task_points[v, k], per_task_intervals[:, v, k]) for v, view in enumerate(("final", "auc"))}
-        for k, task in enumerate(row.tasks + row.held_out)
-    }
-
     continual = {"final performance": final[:, :T], "forgetting": sc.forgetting(row, o.last)}
     for name, values in (("forward transfer", sc.forward_transfer(row)), ("cycle gain", sc.cycle_gain(row))):
         if values is not None:
             continual[name] = values
-    per_seed = np.stack([_nanmean_rows(v) for v in continual.values()], axis=1)
-    points, intervals = stats.cell_means(per_seed, o.reps, o.seed)
-    result["continual"] = {name: _triple(points[i], intervals[:, i]) for i, name in enumerate(continual)}
     result["per_seed"] = {name: values.tolist() for name, values in continual.items()} | {"auc": auc[:, :T].tolist()}
+    summaries = {"diagnostics": sc.series_final(row, "diagnostics"), "online": sc.series_mean(row, "online")}
+    thin = _thin(len(row.steps), o.max_curve_points)
+    series_curves = {
+        "diagnostics": _series_curves(
+            row, "diagnostics", [n for n in summaries["diagnostics"] if any(p in n for p in DIAGNOSTICS_OVER_TIME)], o
+        ),
+        "online": _series_curves(row, "online", list(summaries["online"]), o),
+    }
 
-    for table, summary in (("diagnostics", sc.series_final), ("online", sc.series_mean)):
-        values = summary(row, table)
-        if values:
-            points, intervals = stats.cell_means(np.stack(list(values.values()), axis=1), o.reps, o.seed)
-            result[table] = {name: _triple(points[i], intervals[:, i]) for i, name in enumerate(values)}
-        else:
-            result[table] = {}
+    # every mean over seeds of the row in one bootstrap call: each cell is its own stratum, so each gets its own interval
+    blocks = {
+        "per_task": np.stack([final, auc], axis=1),  # [S, view, task]
+        "continual": np.stack([_nanmean_rows(v) for v in continual.values()], axis=1),
+        "task_curves": np.moveaxis(row.score[:, thin, :], 1, 2),  # [S, task, evaluation]
+    }
+    blocks |= {table: np.stack(list(values.values()), axis=1) for table, values in summaries.items() if values}
+    blocks |= {f"{table}_curves": curves.pop("values") for table, curves in series_curves.items() if curves}
+    means = stats.block_means(blocks, o.reps, o.seed)
+
+    points, intervals = means["per_task"]
+    result["per_task"] = {
+        task: {view: _triple(points[v, k], intervals[:, v, k]) for v, view in enumerate(("final", "auc"))}
+        for k, task in enumerate(row.tasks + row.held_out)
+    }
+    points, intervals = means["continual"]
+    result["continual"] = {name: _triple(points[i], intervals[:, i]) for i, name in enumerate(continual)}
+    for table, values in summaries.items():
+        points, intervals = means.get(table, (None, None))
+        result[table] = {name: _triple(points[i], intervals[:, i]) for i, name in enumerate(values)}
 
     result["recovery"] = [
         {
@@ -207,30 +219,38 @@ def _compute_row(row: sc.Row, final: np.ndarray, base: sc.Row, base_final: np.nd
     ]
 
     profile, profile_interval = stats.performance_profile(final[:, :T], taus, o.reps, o.seed)
-    thin = np.unique(np.linspace(0, len(row.steps) - 1, min(len(row.steps), o.max_curve_points)).round().astype(int))
     iqm, iqm_interval = stats.iqm_curve(np.moveaxis(row.score[:, thin, :T], 1, 2), o.reps, o.seed)
-    task_points, task_intervals = stats.cell_means(np.moveaxis(row.score[:, thin, :], 1, 2), o.reps, o.seed)
-    result["curves"] = {
+    task_points, task_intervals = means["task_curves"]
+    curves = {
         "profile": [profile.tolist(), profile_interval.tolist()],
         "steps": row.steps[thin].tolist(),
         "iqm": [iqm.tolist(), iqm_interval.tolist()],
         "tasks": {task: [task_points[k].tolist(), task_intervals[:, k].tolist()] for k, task in enumerate(row.tasks + row.held_out)},
-        "diagnostics": _series_curves(
-            row, "diagnostics", [n for n in result["diagnostics"] if any(p in n for p in DIAGNOSTICS_OVER_TIME)], o
-        ),
-        "online": _series_curves(row, "online", list(result["online"]), o),
     }
+    for table, series in series_curves.items():
+        curves[table] = {}
+        if series:
+            points, intervals = means[f"{table}_curves"]
+            curves[table] = {"steps": series["steps"]} | {
+                n: [points[i].tolist(), intervals[:, i].tolist()] for i, n in enumerate(series["names"])
+            }
+    result["curves"] = curves
     return result
 
 
+def _thin(count: int, most: int) -> np.ndarray:
+    """At most `most` evenly spread indices of `count` evaluations, first and last included."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
+
+
 def _series_curves(row: sc.Row, table: str, names: list[str], o: BoardOptions) -> dict:
+    """{steps, names, values [S, name, evaluation]} of the chosen names of a table, thinned; {} if none."""
     if not names:
         return {}
     steps, all_names, values = sc.series(row, table)
-    thin = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), o.max_curve_points)).round().astype(int))
+    thin = _thin(len(steps), o.max_curve_points)
     picked = values[:, thin][:, :, [all_names.index(n) for n in names]]
-    points, intervals = stats.cell_means(np.moveaxis(picked, 1, 2), o.reps, o.seed)
-    return {"steps": steps[thin].tolist()} | {n: [points[i].tolist(), intervals[:, i].tolist()] for i, n in enumerate(names)}
+    return {"steps": steps[thin].tolist(), "names": names, "values": np.moveaxis(picked, 1, 2)}
 
 
 def _nanmean_rows(values: np.ndarray) -> np.ndarray:

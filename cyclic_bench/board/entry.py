@@ -20,16 +20,19 @@ Layout (format_version 1); arrays are indexed [seed][evaluation step][task or na
     seeds        global seed ids
     failures     [{seed, step, reason}]
     shards       [{seeds, code_revision, packages, python, platform, device, device_name, wall_seconds}]
-    evaluations  {steps, tasks, score, return}        tasks = stream tasks, then held-out tasks
+    evaluations  {steps, tasks, score, return}        tasks = stream tasks, then held-out tasks; streams scored on their
+                                                      training windows (bandits) score only the trained task, from the
+                                                      online table (the protocol's online_score)
     diagnostics  {steps, names, values}               the method's plasticity diagnostics
     online       {steps, names, values}               training-time quantities per evaluation window
-    events       [{step, kind, detail}]               perturbation events of the protocol
+    events       [{step, kind, task, detail}]         perturbation events (the configuration's, as the run recorded them)
     reference    {task: {seeds, steps, score, return}} single-task runs of the same method, [seed][step] (may be empty)
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -37,14 +40,24 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.events import parse_events
 from cyclic_bench.registry import get_protocol
 
 FORMAT = "cyclic-bench-entry"
 FORMAT_VERSION = 1
-RESULT_NEUTRAL = ("seeds", "first_seed", "device", "progress", "checkpoint_every", "resume")  # keys that do not change results
+RESULT_NEUTRAL = (
+    "seeds",
+    "first_seed",
+    "device",
+    "progress",
+    "checkpoint_every",
+    "env_workers",
+    "resume",
+)  # keys that do not change results
 SCORE_LIMIT = 100.0  # |normalised score| above this (100x the reference) is not an agent's result but a broken entry
 MAX_ENTRY_BYTES = 64 * 2**20
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]{0,79}$")
@@ -73,15 +86,17 @@ SHARD_KEYS = ("seeds", "code_revision", "packages", "python", "platform", "devic
 
 
 # ---- streams ------------------------------------------------------------------------------------------------
-def stream_of(protocol: dict):
-    """Build the stream a protocol configuration describes (no environment is created)."""
+def stream_of(config: dict):
+    """Build the stream a run configuration describes, with its perturbation events (no environment is created)."""
+    protocol = config.get("protocol")
     require(isinstance(protocol, dict) and isinstance(protocol.get("name"), str), "the configuration has no protocol name")
     family = get_protocol(protocol["name"])
     try:
-        settings = family.config(**protocol)
+        stream = family.build(family.config(**protocol))
+        events = parse_events(list(config.get("events") or []), stream.total_steps)
     except TypeError as error:
         raise ConfigError(f"protocol {protocol['name']}: {error}") from None
-    return family.build(settings)
+    return dataclasses.replace(stream, events=tuple(stream.events) + events) if events else stream
 
 
 def describe_stream(stream) -> dict:
@@ -97,9 +112,11 @@ def describe_stream(stream) -> dict:
     }
 
 
-def eval_steps(stream: dict) -> list[int]:
-    """Every evaluation step of a stream: 0, eval_every, ..., total_steps."""
-    return list(range(0, stream["total_steps"] + 1, stream["eval_every"]))
+def eval_steps(stream: dict, total: int | None = None) -> list[int]:
+    """Every evaluation step of a stream: 0, eval_every, ..., total_steps; streams scored on their training windows
+    (no evaluation episodes) have no evaluation at step 0."""
+    first = 0 if stream["eval_episodes"] > 0 else stream["eval_every"]
+    return list(range(first, (total or stream["total_steps"]) + 1, stream["eval_every"]))
 
 
 # ---- run directories ----------------------------------------------------------------------------------------
@@ -116,7 +133,7 @@ class RunRecord:
         self.config = OmegaConf.to_container(OmegaConf.load(self.path / "config.yaml"), resolve=True)
         self.meta = _read_json(self.path / "meta.json", default={})
         self.summary = _read_json(self.path / "summary.json", default={})
-        self.stream = describe_stream(stream_of(self.config.get("protocol")))
+        self.stream = describe_stream(stream_of(self.config))
         self.seeds = list(range(self.config["first_seed"], self.config["first_seed"] + self.config["seeds"]))
         self.tables = {
             name: _read_csv(self.path / f"{name}.csv") for name in ("evaluations", "diagnostics", "online", "failures", "events")
@@ -292,7 +309,10 @@ def _series(runs: list[RunRecord], seeds: list[int], table: str) -> dict:
 
 def _events(runs: list[RunRecord]) -> list[dict]:
     """Perturbation events; every shard of a configuration has the same schedule, so the first shard's are taken."""
-    return [{"step": int(float(r["step"])), "kind": r["kind"], "detail": r.get("detail", "")} for r in runs[0].tables["events"]]
+    return [
+        {"step": int(float(r["step"])), "kind": r["kind"], "task": r.get("task") or "", "detail": r.get("detail") or ""}
+        for r in runs[0].tables["events"]
+    ]
 
 
 def _references(references: list[RunRecord], stream: dict) -> dict:
@@ -433,7 +453,7 @@ def validate_entry(data: Any, source: str) -> dict:
     c.check(config["protocol"].get("name") == data["protocol"], "protocol", f"{data['protocol']!r} differs from config.protocol.name")
     c.check(config["protocol"].get("size") == data["size"], "size", f"{data['size']!r} differs from config.protocol.size")
     try:
-        stream = stream_of(config["protocol"])
+        stream = stream_of(config)
     except ConfigError as error:
         raise ConfigError(f"entry {source}: config.protocol cannot be built: {error}") from None
     expected = describe_stream(stream)
@@ -443,10 +463,10 @@ def validate_entry(data: Any, source: str) -> dict:
     c.check(len(seeds) > 0 and all(s >= 0 for s in seeds), "seeds", "must list at least one seed id, all >= 0")
     failed_at = _check_failures(c, data["failures"], seeds, expected["total_steps"])
     _check_shards(c, data["shards"], seeds)
-    _check_evaluations(c, data["evaluations"], seeds, expected, stream, failed_at)
     for table in SERIES:
         _check_series(c, data[table], table, len(seeds), expected["total_steps"])
-    _check_events(c, data["events"], expected["total_steps"])
+    _check_evaluations(c, data, seeds, expected, stream, failed_at)
+    _check_events(c, data["events"], stream)
     _check_reference(c, data["reference"], expected, stream)
     return data
 
@@ -488,13 +508,13 @@ def _check_shards(c: _Checker, shards: list, seeds: list[int]) -> None:
     c.check(sorted(covered) == sorted(seeds), "shards", "must cover the entry's seeds exactly once")
 
 
-def _check_evaluations(c: _Checker, evaluations: dict, seeds: list[int], stream: dict, built, failed_at: dict[int, int]) -> None:
+def _check_evaluations(c: _Checker, data: dict, seeds: list[int], stream: dict, built, failed_at: dict[int, int]) -> None:
+    evaluations = data["evaluations"]
     c.check(sorted(evaluations) == ["return", "score", "steps", "tasks"], "evaluations", "must have exactly steps, tasks, score, return")
     steps = c.ints(evaluations["steps"], "evaluations.steps")
+    expected_steps = eval_steps(stream)
     c.check(
-        steps == eval_steps(stream),
-        "evaluations.steps",
-        f"must be 0, {stream['eval_every']}, ..., {stream['total_steps']} (every evaluation)",
+        steps == expected_steps, "evaluations.steps", f"must be {expected_steps[0]}, {stream['eval_every']}, ..., {stream['total_steps']}"
     )
     tasks = c.names(evaluations["tasks"], "evaluations.tasks")
     expected_tasks = stream["tasks"] + stream["held_out_tasks"]
@@ -503,22 +523,47 @@ def _check_evaluations(c: _Checker, evaluations: dict, seeds: list[int], stream:
     score = c.cube(evaluations["score"], shape, "evaluations.score")
     returns = c.cube(evaluations["return"], shape, "evaluations.return")
     eval_tasks = list(built.tasks) + list(getattr(built, "held_out", ()))
+    windows = stream["eval_episodes"] == 0  # scored on training windows: only the task trained in the window has a score
+    online = _online_lookup(data["online"])
     for i, seed in enumerate(seeds):
         for j, step in enumerate(steps):
+            trained = built.position(step - 1)[1] if step > 0 else -1
             for k, task in enumerate(eval_tasks):
                 where = f"evaluations.score[{i}][{j}][{k}] (seed {seed}, step {step}, {task.name})"
                 s, r = score[i][j][k], returns[i][j][k]
+                if windows and k != trained:
+                    c.check(s is None and r is None, where, "must be null: the task was not trained in that window")
+                    continue
                 if s is None or r is None:
                     c.check(s is None and r is None, where, "and its return must both be null or both be numbers")
                     c.check(seed in failed_at and step >= failed_at[seed], where, "is missing, but the seed had not failed by then")
                     continue
                 c.check(abs(s) <= SCORE_LIMIT, where, f"is {s:g}, outside [-{SCORE_LIMIT:g}, {SCORE_LIMIT:g}]")
-                normalised = float(task.normalize(r))
-                c.check(
-                    math.isclose(s, normalised, rel_tol=1e-6, abs_tol=1e-9),
-                    where,
-                    f"is {s:g}, but the protocol normalises its return {r:g} to {normalised:g}",
-                )
+                if windows:
+                    means = online.get((i, step), {})
+                    try:
+                        expected = float(task.online_score({name: np.array([v]) for name, v in means.items()})[0])
+                    except (KeyError, ValueError, IndexError):
+                        c.check(False, where, "has no online values (online table) to re-derive it from")
+                    c.check(
+                        math.isclose(s, expected, rel_tol=1e-6, abs_tol=1e-9), where, f"is {s:g}, but its online values give {expected:g}"
+                    )
+                else:
+                    expected = float(task.normalize(r))
+                    c.check(
+                        math.isclose(s, expected, rel_tol=1e-6, abs_tol=1e-9),
+                        where,
+                        f"is {s:g}, but the protocol normalises its return {r:g} to {expected:g}",
+                    )
+
+
+def _online_lookup(online: dict) -> dict[tuple[int, int], dict[str, float]]:
+    """(seed row, step) -> {name: value} of the online table (already shape-checked)."""
+    result: dict[tuple[int, int], dict[str, float]] = {}
+    for i, per_seed in enumerate(online.get("values", [])):
+        for j, row in enumerate(per_seed):
+            result[(i, online["steps"][j])] = {n: v for n, v in zip(online["names"], row, strict=True) if v is not None}
+    return result
 
 
 def _check_series(c: _Checker, series: dict, table: str, n_seeds: int, total_steps: int) -> None:
@@ -537,32 +582,36 @@ def _check_series(c: _Checker, series: dict, table: str, n_seeds: int, total_ste
     c.cube(series["values"], (n_seeds, len(steps), len(names)), f"{table}.values")
 
 
-def _check_events(c: _Checker, events: list, total_steps: int) -> None:
+def _check_events(c: _Checker, events: list, built) -> None:
+    expected = [(e.step, e.kind) for e in built.events]
     for i, event in enumerate(events):
         where = f"events[{i}]"
         c.of_type(event, dict, where)
-        c.check(sorted(event) == ["detail", "kind", "step"], where, "must have exactly step, kind and detail")
+        c.check(sorted(event) == ["detail", "kind", "step", "task"], where, "must have exactly step, kind, task and detail")
         c.of_type(event["step"], int, f"{where}.step")
-        c.check(0 <= event["step"] <= total_steps, f"{where}.step", f"must be within the stream (0..{total_steps})")
         c.check(isinstance(event["kind"], str) and 0 < len(event["kind"]) <= 80, f"{where}.kind", "must be a string of 1 to 80 characters")
+        c.check(isinstance(event["task"], str) and len(event["task"]) <= 80, f"{where}.task", "must be a string of at most 80 characters")
         c.check(
             isinstance(event["detail"], str) and len(event["detail"]) <= 200,
             f"{where}.detail",
             "must be a string of at most 200 characters",
         )
+    recorded = [(e["step"], e["kind"]) for e in events]
+    c.check(recorded == expected, "events", f"are {recorded}, but the entry's configuration schedules {expected} (step, kind)")
 
 
 def _check_reference(c: _Checker, reference: dict, stream: dict, built) -> None:
     tasks = {task.name: task for task in built.tasks}
-    steps_expected = list(range(0, stream["steps_per_task"] + 1, stream["eval_every"]))
+    steps_expected = eval_steps(stream, total=stream["steps_per_task"])
     for name, ref in reference.items():
         where = f"reference.{name}"
         c.check(name in tasks, where, f"names a task the stream does not train ({', '.join(tasks)})")
+        c.check(stream["eval_episodes"] > 0, where, "is not allowed: forward transfer needs streams with evaluation episodes")
         c.of_type(ref, dict, where)
         c.check(sorted(ref) == ["return", "score", "seeds", "steps"], where, "must have exactly seeds, steps, score and return")
         seeds = c.ints(ref["seeds"], f"{where}.seeds")
         c.check(len(seeds) > 0, f"{where}.seeds", "must list at least one seed")
-        c.check(c.ints(ref["steps"], f"{where}.steps") == steps_expected, f"{where}.steps", f"must be 0, ..., {stream['steps_per_task']}")
+        c.check(c.ints(ref["steps"], f"{where}.steps") == steps_expected, f"{where}.steps", f"must be {steps_expected}")
         shape = (1, len(seeds), len(steps_expected))
         score = c.cube([ref["score"]], shape, f"{where}.score")[0]
         returns = c.cube([ref["return"]], shape, f"{where}.return")[0]

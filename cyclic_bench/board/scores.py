@@ -13,11 +13,11 @@ score on task i at evaluation step t. Metrics follow Continual World (Wolczyk et
 - cycle gain_i = s_i(end of task i's visit in the last cycle) - s_i(end of its visit in the first cycle)
   (plasticity loss shows as a negative gain);
 - recovery time after a perturbation event at step e: per seed, the steps from e to the first later evaluation
-  whose score on the task trained at e is back within `tolerance` (relative) of its value at the last evaluation
+  whose score on the event's task (the task trained at e) is back within `tolerance` (relative) of its value at the last evaluation
   at or before e; measured at evaluation steps, infinite if it never recovers.
 
 A failed seed (non-finite actions or parameters) stays in every matrix: from its failure on it scores 0, the
-random policy's score, so failing is never better than a bad but finite run.
+random policy's score. Streams scored on their training windows (bandits) have no evaluation at step 0.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Row:
     steps: np.ndarray  # [F] evaluation steps
     tasks: list[str]  # trained tasks, stream order
     held_out: list[str]  # evaluated, never trained
-    score: np.ndarray  # [S, F, T + H] normalised scores; failed seeds score 0 after failing
+    score: np.ndarray  # [S, F, T + H] normalised scores; failed seeds score 0 after failing; nan where a task is not scored
 
     @property
     def stream(self) -> dict:
@@ -54,14 +54,20 @@ class Row:
 
 def row_from_entry(entry: dict) -> Row:
     score = np.array(entry["evaluations"]["score"], dtype=float)  # null -> nan
+    steps = np.array(entry["evaluations"]["steps"])
+    seeds = list(entry["seeds"])
+    for failure in entry["failures"]:  # a failed seed scores 0 from its failure on; other nulls (tasks not scored) stay nan
+        after = steps >= failure["step"]
+        row = score[seeds.index(failure["seed"])]
+        row[after] = np.nan_to_num(row[after], nan=0.0)
     return Row(
         entry=entry,
         label=entry["label"],
         seeds=np.array(entry["seeds"]),
-        steps=np.array(entry["evaluations"]["steps"]),
+        steps=steps,
         tasks=list(entry["stream"]["tasks"]),
         held_out=list(entry["stream"]["held_out_tasks"]),
-        score=np.nan_to_num(score, nan=0.0),
+        score=score,
     )
 
 
@@ -73,7 +79,8 @@ def trapezoid_mean(steps, values, axis: int = -1) -> np.ndarray:
 
 
 def eval_index(row: Row, step: int) -> int:
-    return int(step // row.stream["eval_every"])
+    """Position of evaluation step `step` in row.steps."""
+    return int(np.searchsorted(row.steps, step))
 
 
 def visit_end_step(row: Row, cycle: int, task: int) -> int:
@@ -122,12 +129,12 @@ def forward_transfer(row: Row) -> np.ndarray | None:
     references = reference_auc(row)
     if not references:
         return None
-    B, every = row.stream["steps_per_task"], row.stream["eval_every"]
+    B = row.stream["steps_per_task"]
     result = np.full((row.n_seeds, len(row.tasks)), np.nan)
     for i, task in enumerate(row.tasks):
         if task not in references or references[task] >= 1.0:
             continue
-        window = slice(i * B // every, (i + 1) * B // every + 1)
+        window = slice(eval_index(row, i * B), eval_index(row, (i + 1) * B) + 1)
         auc = trapezoid_mean(row.steps[window], row.score[:, window, i], axis=1)
         result[:, i] = (auc - references[task]) / (1.0 - references[task])
     return result
@@ -139,7 +146,7 @@ def recovery(row: Row, tolerance: float = 0.1) -> list[dict]:
     B, T, total = row.stream["steps_per_task"], len(row.tasks), row.stream["total_steps"]
     for event in row.entry["events"]:
         step = event["step"]
-        task = (min(step, total - 1) // B) % T
+        task = row.tasks.index(event["task"]) if event.get("task") in row.tasks else (min(step, total - 1) // B) % T
         before = int(np.searchsorted(row.steps, step, side="right")) - 1
         pre = row.score[:, before, task]
         threshold = pre - tolerance * np.abs(pre)
