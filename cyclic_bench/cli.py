@@ -6,6 +6,9 @@ cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over 
 cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
 cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
 cyclic-bench list                       the registered methods and protocols
+cyclic-bench board build INPUTS...      a leaderboard (rliable statistics, plots, README.md, index.html) from runs or entries
+cyclic-bench board submit RUN_DIRS...   a leaderboard entry (plain JSON) from a method's run directories (shards merged)
+cyclic-bench board reproduce ENTRY      re-run seeds of an entry from its recorded configuration and compare
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="one run; arguments are hydra overrides", add_help=False)
     commands.add_parser("random-returns", help="measure random-policy returns of a protocol's tasks", add_help=False)
     commands.add_parser("list", help="registered methods and protocols")
+    add_board_parser(commands)
     args, rest = parser.parse_known_args(argv)
     try:
         if args.command == "run":
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"unrecognised arguments: {' '.join(rest)}")
         if args.command == "quickstart":
             return quickstart(args.seeds, args.size, Path(args.out))
+        if args.command == "board":
+            return board_command(args)
         return list_command()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -126,7 +132,9 @@ def compose_config(overrides: list[str]):
 
 
 def quickstart(seeds: int, size: str, out: Path) -> int:
-    """Train each quick-start method on `cyclic_mujoco` of `size`, then print the per-method, per-task table."""
+    """Train each quick-start method on `cyclic_mujoco` of `size`, print the per-method, per-task table, then build a
+    small leaderboard of the runs (ranking with intervals, plots, README.md and index.html) under `<out>/<time>/board`."""
+    from cyclic_bench.board.build import build_board
     from cyclic_bench.run import train
 
     base = out / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -139,7 +147,72 @@ def quickstart(seeds: int, size: str, out: Path) -> int:
         run_dirs.append(base / method)
         summaries.append(train(config, run_dirs[-1]))
     _print_finished(summaries, run_dirs)
+    print("\n== leaderboard of these runs (rliable: IQM of the final scores, 95% stratified-bootstrap intervals)", flush=True)
+    _print_board(*build_board(run_dirs, base / "board"))
     return 0
+
+
+# ---- leaderboards ---------------------------------------------------------------------------------------------
+def add_board_parser(commands) -> None:
+    board = commands.add_parser("board", help="leaderboards: build, submit, reproduce")
+    actions = board.add_subparsers(dest="board_command", required=True)
+    build = actions.add_parser("build", help="a leaderboard from run directories and/or entries of one protocol")
+    build.add_argument("inputs", nargs="+", help="run directories, folders of runs, entry files (.json) or folders of entries")
+    build.add_argument("--out", help="board folder (default leaderboards/<protocol>/<size>)")
+    build.add_argument("--baseline", help="row the others are compared with (default td3 if present, else the first)")
+    build.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
+    build.add_argument("--bootstrap-seed", type=int, default=0, help="numpy seed set before every rliable call (default 0)")
+    build.add_argument("--last", type=int, default=1, help="final evaluations averaged into the final score (default 1)")
+    build.add_argument("--tolerance", type=float, default=0.1, help="recovery: relative distance to the pre-event score (default 0.1)")
+    build.add_argument("--target-seeds", type=int, default=30, help="rows with fewer seeds are flagged (default 30)")
+    submit = actions.add_parser("submit", help="a leaderboard entry from one method's run directories")
+    submit.add_argument("runs", nargs="+", help="the run directories (shards with disjoint seeds; single-task reference runs)")
+    submit.add_argument("--label", help="the entry's name on the board (default the method name)")
+    submit.add_argument("--out", help="entry file (default leaderboards/<protocol>/<size>/entries/<label>.json)")
+    again = actions.add_parser("reproduce", help="re-run seeds of an entry and compare with it")
+    again.add_argument("entry", help="an entry file (.json)")
+    again.add_argument("--seeds", type=int, default=3, help="seeds to re-run, the entry's first ones (default 3)")
+    again.add_argument("--out", help="run directory for the re-run (default a new temporary folder)")
+    again.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    again.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the interval check (default 2000)")
+
+
+def board_command(args) -> int:
+    from cyclic_bench.board.build import BoardOptions, build_board
+    from cyclic_bench.board.entry import entry_from_runs, group_runs, write_entry
+    from cyclic_bench.board.reproduce import report_text, reproduce
+
+    if args.board_command == "build":
+        options = BoardOptions(args.reps, args.bootstrap_seed, args.last, args.baseline, args.tolerance, args.target_seeds)
+        _print_board(*build_board(args.inputs, args.out, options))
+        return 0
+    if args.board_command == "submit":
+        groups = group_runs(args.runs)
+        methods = sorted({shards[0].config["method"]["name"] for shards, _ in groups})
+        require(
+            len(groups) == 1,
+            f"submit takes one configuration's runs (shards and single-task references); these hold {len(groups)}: {', '.join(methods)}",
+        )
+        entry = entry_from_runs(*groups[0], label=args.label)
+        size = entry["size"] or "custom"
+        path = write_entry(args.out or Path("leaderboards") / entry["protocol"] / size / "entries" / f"{entry['label']}.json", entry)
+        references = ", ".join(entry["reference"]) or "none"
+        tasks, revisions = ", ".join(entry["stream"]["tasks"]), ", ".join(sorted({s["code_revision"] for s in entry["shards"]}))
+        print(f"entry {entry['label']}: {entry['protocol']} size {size}, {len(entry['seeds'])} seeds, tasks {tasks}")
+        print(f"single-task references: {references}; code revision(s): {revisions}")
+        print(f"written to {path}\nnext: cyclic-bench board build {path.parent}")
+        return 0
+    report = reproduce(args.entry, args.seeds, args.out, args.device, args.reps)
+    print(report_text(report))
+    return 0 if report["verdict"] in ("exact", "agrees") else 1
+
+
+def _print_board(board: dict, out: Path) -> None:
+    from cyclic_bench.board.build import board_summary
+
+    print(board_summary(board))
+    print(f"board: {(out / 'README.md').resolve()} and {(out / 'index.html').resolve()}")
+    print(f"plots: {(out / 'plots').resolve()}/ ({', '.join(Path(p).name for p in board['plots'].values())})")
 
 
 def list_command() -> int:
