@@ -9,10 +9,11 @@ from cyclic_bench.trainer import env_seed
 
 
 def measure_random_returns(stream: Stream, episodes: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Mean and standard error of the return of uniformly random actions over `episodes` episodes per task."""
+    """Mean and standard error of the return of uniformly random actions over `episodes` episodes per task
+    (held-out tasks included)."""
     rng = np.random.default_rng(seed)
     results = {}
-    for j, task in enumerate(stream.tasks):
+    for j, task in enumerate(stream.eval_tasks):
         pool = task.make_pool([env_seed(seed, 3, j, k) for k in range(episodes)])
         pool.reset()
         adapter = ActionAdapter(task)

@@ -81,12 +81,16 @@ def mean_interval(values: list[float], reps: int = 2000, seed: int = 0) -> tuple
 
 
 def results_table(summaries: list[dict]) -> str:
-    """A Markdown table: one row per method, one column per task, final normalised score mean [95% CI]."""
-    tasks = summaries[0]["tasks"]
-    lines = ["| method | seeds | " + " | ".join(tasks) + " | mean over tasks |", "|" + "---|" * (len(tasks) + 3)]
+    """A Markdown table: one row per method, one column per task, final normalised score mean [95% CI].
+
+    Held-out tasks get columns of their own, marked, and stay out of the mean over (trained) tasks.
+    """
+    tasks, held_out = summaries[0]["tasks"], summaries[0].get("held_out_tasks", [])
+    headers = [*tasks, *(f"{task} (held out)" for task in held_out)]
+    lines = ["| method | seeds | " + " | ".join(headers) + " | mean over tasks |", "|" + "---|" * (len(headers) + 3)]
     for summary in summaries:
         scores = summary["final_scores"]
-        cells = [_cell(list(scores.get(task, {}).values())) for task in tasks]
+        cells = [_cell(list(scores.get(task, {}).values())) for task in [*tasks, *held_out]]
         per_seed = [np.mean([scores[t][s] for t in tasks]) for s in scores.get(tasks[0], {}) if all(s in scores.get(t, {}) for t in tasks)]
         failed = f" ({len(summary['failed_seeds'])} failed)" if summary["failed_seeds"] else ""
         lines.append(f"| {summary['method']} | {len(summary['seeds'])}{failed} | " + " | ".join(cells) + f" | {_cell(per_seed)} |")
