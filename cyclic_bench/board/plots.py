@@ -99,6 +99,7 @@ def _profiles(board: dict, colors: dict):
     plot_utils.plot_performance_profiles(
         profiles, np.array(board["taus"]), intervals, ax=ax, colors=colors, xlabel=r"Final normalised score ($\tau$)", labelsize="large"
     )
+    ax.xaxis.set_major_locator(plt.MaxNLocator(6))
     ax.legend(loc="upper right", fontsize="medium")
     return figure
 

@@ -261,7 +261,7 @@ def markdown(board: dict) -> str:
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; white-space: nowrap; }
 th { background: #f2f2f2; }
 tbody tr:nth-child(even) { background: #fafafa; }
 figure { margin: 1.5em 0; }
