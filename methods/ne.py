@@ -17,21 +17,26 @@ The networks start sparse and grow; read top to bottom: config, the sparse-topol
    gradient, with regrow_t cosine-annealed from `regrow_fraction` (0.2) from the switch on, as the public code.
 3. **Dormant-unit pruning.** At each growth step a layer prunes connections into or out of dormant hidden units
    (ReDo score s_i = E|h_i| / mean_k E|h_k| <= tau on the update's batch, Sokar et al. 2023), smallest |w| first,
-   at most floor(0.4 * scheduled growth): fewer are pruned than grown, so the network still expands.
+   at most floor(0.4 * scheduled growth): fewer are pruned than grown, so the network still expands. A layer never
+   prunes more than it could regrow beside its target (N_l - target_l), so it can reach its target.
    Pruned weights and their Adam moments are zeroed. (The public code's dormant-score lookup never matches and
    falls back to |w|; this implements the paper's dormant-unit criterion.)
-4. **Experience review.** At every growth step the critic's dormant ratio d_k (tau as above) is measured; its
-   change rate is smoothed, v_k = (1 - beta) v_{k-1} + beta |d_k - d_{k-1}|, and compared with a dynamic threshold,
-   `review_threshold` times the running mean of all |d_j - d_{j-1}| so far. While v_k is at or below it (the
-   dormant ratio has stopped moving relative to its own history), each update's batch comes, with probability
-   `review_probability` (0.5, about what the public code's logistic gate gives), from the oldest
-   `review_fraction` (30%) of the seed's buffer. The paper states the trigger as the dormant ratio's change rate
-   falling under a dynamic threshold; the equations above are this suite's reading of it (the public code gates
-   instead on the critic's fraction of active units below 0.4).
+4. **Experience review.** At every growth step the critic's dormant ratio d_k (tau as above) is measured. Its
+   change rate is smoothed, v_k = (1 - beta) v_{k-1} + beta |d_k - d_{k-1}| (from 0, bias-corrected as Adam's
+   moments), and compared with a dynamic threshold, `review_threshold` times the running mean of all
+   |d_j - d_{j-1}| so far. While v_k is at or below it (the dormant ratio has stopped moving relative to its own
+   history), each update's batch comes, with probability `review_probability` (0.5, about what the public code's
+   logistic gate gives), from the oldest `review_fraction` (30%) of the seed's buffer. The paper states the trigger
+   as the dormant ratio's change rate falling under a dynamic threshold; the equations above are this suite's
+   reading of it (the public code gates instead on the critic's fraction of active units being below 0.4).
+
+With the defaults a network reaches its target density within a few topology changes (a few hundred updates, as
+the public code's defaults do); a smaller `grow_fraction` spreads the expansion over more of the run.
 
 All of it is per seed: counts, top-k choices, thresholds, schedules after the switch and random draws.
 Masks are the `mask` buffers of the online networks' `BatchedLinear` layers (saved with the modules), and masked
-weights are kept exactly 0 with zero Adam moments, so the dense gradient is the gradient of the unmasked forward.
+weights are kept exactly 0 with zero Adam moments, so the dense gradient is the gradient of the unmasked forward
+(one extra TD3 loss and backward pass on the update's batch, at topology changes only).
 Target networks use the same masks: their weights are zeroed where a mask is 0 at every topology change, and the
 soft update keeps them 0 there because the online weights are 0 there.
 Differences from the public code, besides the two noted above: both networks change topology at the same
@@ -54,7 +59,7 @@ from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.errors import require
 from cyclic_bench.method import MethodSpec
-from cyclic_bench.nn import BatchedLinear, BatchedMLP, SeedAdam
+from cyclic_bench.nn import BatchedMLP, SeedAdam
 from cyclic_bench.plasticity import clone_parameters, dormant_ratio, dormant_units
 from cyclic_bench.registry import register_method
 from cyclic_bench.rng import SeedRNG
@@ -221,7 +226,7 @@ class SparseTopology:
 @contextmanager
 def unmasked(*nets: BatchedMLP) -> Iterator[None]:
     """Forward with the raw weights: identical outputs (masked weights are 0), and dL/dW is the dense gradient."""
-    layers = [layer for net in nets for layer in net.layers if isinstance(layer, BatchedLinear)]
+    layers = [layer for net in nets for layer in net.layers]
     masks = [layer.mask for layer in layers]
     for layer in layers:
         layer.mask = None
