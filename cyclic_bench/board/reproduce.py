@@ -15,6 +15,7 @@ The verdict is "exact", "agrees" (every interval check passes) or "disagrees".
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from omegaconf import OmegaConf
 
 from cyclic_bench.board import scores as sc
 from cyclic_bench.board.entry import RunRecord, entry_from_runs, load_entry
+from cyclic_bench.config import RunConfig
 from cyclic_bench.errors import require
 from cyclic_bench.results import write_json
 
@@ -47,13 +49,21 @@ def reproduce(
         1 <= seeds <= len(entry["seeds"]), f"--seeds {seeds} is not allowed: the entry has {len(entry['seeds'])} seeds; give 1 to that many"
     )
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="cyclic-bench-reproduce-"))
-    config = {**entry["config"], "seeds": seeds, "first_seed": entry["seeds"][0], "device": device, "progress": progress}
-    config |= {"checkpoint_every": 0, "resume": None}
+    config = run_defaults() | entry["config"] | {"seeds": seeds, "first_seed": entry["seeds"][0], "device": device, "progress": progress}
     train(OmegaConf.create(config), run_dir)
     rerun = entry_from_runs([RunRecord(run_dir)], label=entry["label"])
     report = compare(entry, rerun, reps, bootstrap_seed, last) | {"run_dir": str(run_dir)}
     write_json(run_dir / "reproduction.json", report)
     return report
+
+
+def run_defaults() -> dict:
+    """The run settings' defaults (for settings an older entry predates), method and protocol aside."""
+    return {
+        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        for f in dataclasses.fields(RunConfig)
+        if f.name not in ("defaults", "method", "protocol")
+    }
 
 
 def compare(entry: dict, rerun: dict, reps: int = 2000, bootstrap_seed: int = 0, last: int = 1) -> dict:
