@@ -85,7 +85,8 @@ def test_state_round_trip_continues_identically():
 
 
 def test_neuromodulated_td3_runs_the_smoke_cyclic_mujoco_stream(tmp_path):
-    small = ["method.actor_hidden=[32,32]", "method.critic_hidden=[32,32]", "method.batch_size=16"]
+    """One cycle (Hopper, then HalfCheetah) of the smoke stream; tests/methods/test_registry.py plays both cycles."""
+    small = ["method.actor_hidden=[32,32]", "method.critic_hidden=[32,32]", "method.batch_size=16", "protocol.cycles=1"]
     overrides = ["method=neuromodulated_td3", "protocol=cyclic_mujoco", "protocol.size=smoke", "seeds=2", "progress=false", *small]
     summary = train(compose_config(overrides), tmp_path)
     assert summary["failed_seeds"] == [] and set(summary["final_scores"]) == {"Hopper", "HalfCheetah"}
