@@ -7,7 +7,8 @@ damage      "Zeroing a third of the weights mid-episode, the Hebbian policy's pe
             of each episode's weights set to zero at step L/2. Reported: the mean per-step reward in windows before
             and after the damage (damaged and intact), and the recovery time: the first step after the damage from
             which the damaged runs' 10-step mean reward stays at or above 90% of the intact runs' (means over
-            seeds x episodes; undefined where the intact reward is not positive).
+            seeds x episodes; undefined where the intact reward is not positive). Also the cosine similarity of
+            the damaged and the intact runs' weights at steps after the damage (does plasticity rebuild them?).
 morphology  "On the held-out Ant morphology the Hebbian network beats static-weight ES." Both methods train on the
             `ant_morphology` stream (standard Ant and front-left lower leg shortened, visited in turn); every
             evaluation also plays the unseen back-right-shortened Ant. Reported: returns per morphology and seed at
@@ -15,8 +16,8 @@ morphology  "On the held-out Ant morphology the Hebbian network beats static-wei
 
 Scale. The paper evolved population 200 for 300 generations of 1000-step episodes (tens of millions of steps per
 run). Each claim here must finish within about 20 minutes of wall time on 2 shared CPU cores, so the defaults are:
-population 20, 200-step episodes, 2 seeds per method, 240k (damage) and 168k (morphology) environment steps per
-seed, i.e. about 60 and 40 generations; the two methods train in parallel processes. The ES learning rate is the
+population 20, 200-step episodes, 2 seeds per method, 240k (damage) and 136k (morphology) environment steps per
+seed, i.e. about 60 and 32 generations; the two methods train in parallel processes. The ES learning rate is the
 paper's 0.2 scaled by sqrt(population / 200) = 0.063, which keeps the paper's expected step per coefficient and
 generation (lr / (sigma sqrt(population))); sigma and the decays are the paper's. The rewards are Gymnasium's
 (the paper's quadruped was PyBullet's Ant scored on distance walked). Expect a gap to the paper's numbers.
@@ -25,6 +26,7 @@ Run from the repository root (OMP_NUM_THREADS=1 recommended on a small machine):
     python benchmarks/hebbian_claims.py damage --out runs/hebbian_claims
     python benchmarks/hebbian_claims.py morphology --out runs/hebbian_claims
     python benchmarks/hebbian_claims.py damage --steps 8000 --episodes 2 --out /tmp/x      # a plumbing check in a minute
+    python benchmarks/hebbian_claims.py damage --reuse --out runs/hebbian_claims            # analyse finished runs again
 Writes <out>/<claim>.json (settings, command, wall time, every number) and the two run directories beside it.
 """
 
@@ -38,6 +40,7 @@ import shlex
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -69,10 +72,15 @@ def train_run(overrides: list[str], run_dir: str) -> dict:
     return train(compose_config(overrides), run_dir)
 
 
-def train_both(common: list[str], population: int, out: Path, claim: str) -> dict[str, Path]:
-    """Train `hebbian` and `static_es` with the same settings, in parallel processes; returns their run directories."""
+def train_both(common: list[str], population: int, out: Path, claim: str, reuse: bool) -> dict[str, Path]:
+    """Train `hebbian` and `static_es` with the same settings, in parallel processes; returns their run directories.
+
+    With `reuse`, runs that already finished in `out` are analysed again instead.
+    """
     lr = PAPER_LR * math.sqrt(population / PAPER_POPULATION)
     dirs = {name: out / f"{claim}-{name}" for name in METHODS}
+    if reuse and all((d / "summary.json").exists() for d in dirs.values()):
+        return dirs
     jobs = {name: [f"method={name}", f"method.population={population}", f"method.lr={lr:.4f}", *common] for name in METHODS}
     with ProcessPoolExecutor(max_workers=len(METHODS), mp_context=get_context("spawn")) as pool:
         futures = {name: pool.submit(train_run, jobs[name], str(dirs[name])) for name in METHODS}
@@ -96,6 +104,11 @@ def evaluation_returns(run_dir: Path) -> dict[tuple[int, int, str], float]:
         return {(int(r["seed"]), int(r["step"]), r["eval_task"]): float(r["return"]) for r in csv.DictReader(f)}
 
 
+def training_speed(run_dir: Path) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {key: summary[key] for key in ("wall_seconds", "seed_steps_per_second", "steps_per_seed", "seeds")}
+
+
 def final_diagnostic(run_dir: Path, name: str) -> dict[int, float]:
     with open(run_dir / "diagnostics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["name"] == name]
@@ -105,8 +118,11 @@ def final_diagnostic(run_dir: Path, name: str) -> dict[int, float]:
 
 # ---- claim (a): damage ----------------------------------------------------------------------------------------
 @torch.no_grad()
-def rollout(method: Method, stream: Stream, episodes: int, length: int, damage_at: int | None) -> np.ndarray:
-    """Per-step rewards [S, K, length] of the ES centre on the stream's first task (NaN after an episode ended).
+def rollout(
+    method: Method, stream: Stream, episodes: int, length: int, damage_at: int | None, snapshot_at: Sequence[int] = ()
+) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
+    """Per-step rewards [S, K, length] of the ES centre on the stream's first task (NaN after an episode ended), and
+    each episode's weights [S*K, N] after the steps in `snapshot_at`.
 
     With `damage_at`, a third of each episode's weights are set to zero before that step.
     """
@@ -119,11 +135,14 @@ def rollout(method: Method, stream: Stream, episodes: int, length: int, damage_a
     method.eval_weights = [w.clone() for w in method.eval_weights]  # own copies (the static network's are views of its centre)
     rewards = np.full((S * episodes, length), np.nan)
     running = np.ones(S * episodes, dtype=bool)
+    snapshots = {}
     for t in range(length):
         if t == damage_at:
             per_episode = [w.view(S * episodes, *w.shape[2:]) for w in method.eval_weights]
             zero_fraction(per_episode, DAMAGE_FRACTION, SeedRNG(range(S * episodes), stream=DAMAGE_STREAM))
         action = method.act(torch.as_tensor(observe(obs, 0)).view(S, episodes, -1), explore=False)
+        if t in snapshot_at:
+            snapshots[t] = torch.cat([w.reshape(S * episodes, -1) for w in method.eval_weights], dim=1).clone()
         result = pool.step(to_env(action.reshape(S * episodes, -1).numpy()), which=running, autoreset=False)
         rewards[running, t] = result.reward[running]
         obs = np.where(running[:, None], result.final_obs, obs)
@@ -131,7 +150,7 @@ def rollout(method: Method, stream: Stream, episodes: int, length: int, damage_a
         if not running.any():
             break
     pool.close()
-    return rewards.reshape(S, episodes, length)
+    return rewards.reshape(S, episodes, length), snapshots
 
 
 def recovery_steps(intact: np.ndarray, damaged: np.ndarray, damage_at: int) -> int | None:
@@ -158,14 +177,19 @@ def damage_claim(args: argparse.Namespace, out: Path) -> dict:
         f"seeds={args.seeds}",
         "progress=false",
     ]
-    dirs = train_both(common, args.population, out, "damage")
+    dirs = train_both(common, args.population, out, "damage", args.reuse)
     result = {}
     for name, run_dir in dirs.items():
         method, stream = load_trained(run_dir)
         state = method.eval_rng.state_dict()
-        intact = rollout(method, stream, args.episodes, length, None)
+        offsets = [o for o in (-1, 0, 1, 5, 10, 25, 50, 100) if damage_at + o < length]
+        intact, intact_weights = rollout(method, stream, args.episodes, length, None, [damage_at + o for o in offsets])
         method.eval_rng.load_state_dict(state)  # the same initial weights for the damaged episodes
-        damaged = rollout(method, stream, args.episodes, length, damage_at)
+        damaged, damaged_weights = rollout(method, stream, args.episodes, length, damage_at, [damage_at + o for o in offsets])
+        cosine = {  # how close the damaged network's weights come back to the intact one's (1 = the same direction)
+            f"{o:+d}": round(float(torch.cosine_similarity(intact_weights[damage_at + o], damaged_weights[damage_at + o], dim=1).mean()), 4)
+            for o in offsets
+        }
         curves = {"intact": np.nanmean(intact, axis=(0, 1)), "damaged": np.nanmean(damaged, axis=(0, 1))}
         windows = {
             f"{lo - damage_at:+d}..{hi - damage_at:+d}": {k: round(float(v[lo:hi].mean()), 4) for k, v in curves.items()}
@@ -181,13 +205,15 @@ def damage_claim(args: argparse.Namespace, out: Path) -> dict:
             "per_step_reward_windows": windows,
             "recovery_steps": recovery,
             "recovery_defined": before > 0,
+            "weight_cosine_damaged_vs_intact": cosine,
             "episode_return_intact": [round(float(x), 1) for x in np.nansum(intact, axis=2).mean(axis=1)],
             "episode_return_damaged": [round(float(x), 1) for x in np.nansum(damaged, axis=2).mean(axis=1)],
             "final_evaluation_return": {seed: round(v, 1) for (seed, step, _), v in returns.items() if step == last},
             "generations": final_diagnostic(run_dir, "generations"),
+            "training": training_speed(run_dir),
             "curves": {k: [round(float(x), 4) for x in v] for k, v in curves.items()},
         }
-        print(f"{name}: windows {windows}  recovery {recovery} steps", flush=True)
+        print(f"{name}: windows {windows}  recovery {recovery} steps  weight cosine {cosine}", flush=True)
     return result
 
 
@@ -204,7 +230,7 @@ def morphology_claim(args: argparse.Namespace, out: Path) -> dict:
         f"seeds={args.seeds}",
         "progress=false",
     ]
-    dirs = train_both(common, args.population, out, "morphology")
+    dirs = train_both(common, args.population, out, "morphology", args.reuse)
     result: dict = {}
     for name, run_dir in dirs.items():
         returns = evaluation_returns(run_dir)
@@ -219,6 +245,7 @@ def morphology_claim(args: argparse.Namespace, out: Path) -> dict:
                 task: round(float(np.mean([v for (_, st, t), v in returns.items() if st == 0 and t == task])), 1) for task in table
             },
             "generations": final_diagnostic(run_dir, "generations"),
+            "training": training_speed(run_dir),
         }
     held_out = "short_back_right"
     hebbian, static = (result[m]["last_two_evaluations_mean_return"][held_out] for m in METHODS)
@@ -233,11 +260,12 @@ def main() -> None:
     parser.add_argument("--out", default="runs/hebbian_claims", help="folder for the runs and <claim>.json")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per method")
     parser.add_argument("--population", type=int, default=20, help="ES members per seed")
-    parser.add_argument("--steps", type=int, help="environment steps per seed (default: 240000 damage, 168000 morphology)")
+    parser.add_argument("--steps", type=int, help="environment steps per seed (default: 240000 damage, 136000 morphology)")
     parser.add_argument("--episode-steps", type=int, default=200, help="episode length limit")
     parser.add_argument("--episodes", type=int, default=16, help="damage: rollout episodes per seed and condition")
+    parser.add_argument("--reuse", action="store_true", help="analyse finished runs found in --out instead of training again")
     args = parser.parse_args()
-    args.steps = args.steps or {"damage": 240_000, "morphology": 168_000}[args.claim]
+    args.steps = args.steps or {"damage": 240_000, "morphology": 136_000}[args.claim]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
