@@ -165,6 +165,7 @@ def add_board_parser(commands) -> None:
     build.add_argument("--last", type=int, default=1, help="final evaluations averaged into the final score (default 1)")
     build.add_argument("--tolerance", type=float, default=0.1, help="recovery: relative distance to the pre-event score (default 0.1)")
     build.add_argument("--target-seeds", type=int, default=30, help="rows with fewer seeds are flagged (default 30)")
+    build.add_argument("--score", default="final", help="ranked score matrix: final (end of the stream) or auc (whole stream)")
     submit = actions.add_parser("submit", help="a leaderboard entry from one method's run directories")
     submit.add_argument("runs", nargs="+", help="the run directories (shards with disjoint seeds; single-task reference runs)")
     submit.add_argument("--label", help="the entry's name on the board (default the method name)")
@@ -183,7 +184,9 @@ def board_command(args) -> int:
     from cyclic_bench.board.reproduce import report_text, reproduce
 
     if args.board_command == "build":
-        options = BoardOptions(args.reps, args.bootstrap_seed, args.last, args.baseline, args.tolerance, args.target_seeds)
+        options = BoardOptions(
+            args.reps, args.bootstrap_seed, args.last, args.baseline, args.tolerance, args.target_seeds, score=args.score
+        )
         _print_board(*build_board(args.inputs, args.out, options))
         return 0
     if args.board_command == "submit":

@@ -29,6 +29,7 @@ from cyclic_bench.board import stats
 from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, load_entry
 from cyclic_bench.errors import require
 
+SCORES = ("final", "auc")  # which score matrix a board ranks
 DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
 
 
@@ -41,6 +42,7 @@ class BoardOptions:
     tolerance: float = 0.1  # relative distance to the pre-event score that counts as recovered
     target_seeds: int = 30  # rows with fewer seeds are flagged
     max_curve_points: int = 60  # evaluations shown (evenly thinned) in curves with intervals
+    score: str = "final"  # the ranked score matrix: "final" (end of the stream) or "auc" (whole stream; e.g. bandits)
 
     def __post_init__(self):
         require(self.reps >= 10, f"reps={self.reps} is not allowed: it must be >= 10")
@@ -48,6 +50,7 @@ class BoardOptions:
         require(0 < self.tolerance < 1, f"tolerance={self.tolerance} is not allowed: it must be in (0, 1)")
         require(self.target_seeds >= 1, f"target_seeds={self.target_seeds} is not allowed: it must be >= 1")
         require(self.max_curve_points >= 2, f"max_curve_points={self.max_curve_points} is not allowed: it must be >= 2")
+        require(self.score in SCORES, f"score={self.score!r} is not allowed; allowed: {', '.join(SCORES)}")
 
 
 # ---- inputs -------------------------------------------------------------------------------------------------
@@ -129,13 +132,13 @@ def compute_board(entries: list[dict], options: BoardOptions = BoardOptions()) -
     require(baseline in rows, f"baseline {baseline!r} is not on the board; rows: {', '.join(rows)}")
 
     T = len(first["stream"]["tasks"])
-    final = {label: sc.final_scores(row, options.last) for label, row in rows.items()}
-    all_main = np.concatenate([f[:, :T].ravel() for f in final.values()])
+    ranked = {label: sc.final_scores(row, options.last) if options.score == "final" else sc.auc_scores(row) for label, row in rows.items()}
+    all_main = np.concatenate([f[:, :T].ravel() for f in ranked.values()])
     low, high = float(all_main.min()), float(all_main.max())
     taus = np.linspace(low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1), 101)
 
-    board_rows = [_compute_row(row, final[row.label], rows[baseline], final[baseline], taus, options) for row in rows.values()]
-    board_rows.sort(key=lambda r: (-r["final"]["IQM"][0], r["label"]))
+    board_rows = [_compute_row(row, ranked[row.label], ranked[baseline], taus, options) for row in rows.values()]
+    board_rows.sort(key=lambda r: (-r[options.score]["IQM"][0], r["label"]))
     for rank, row in enumerate(board_rows, 1):
         row["rank"] = rank
     return {
@@ -150,9 +153,10 @@ def compute_board(entries: list[dict], options: BoardOptions = BoardOptions()) -
     }
 
 
-def _compute_row(row: sc.Row, final: np.ndarray, base: sc.Row, base_final: np.ndarray, taus: np.ndarray, o: BoardOptions) -> dict:
+def _compute_row(row: sc.Row, ranked: np.ndarray, base_ranked: np.ndarray, taus: np.ndarray, o: BoardOptions) -> dict:
+    """One row's numbers; `ranked` is its score matrix [seeds, tasks + held-out] of the board's score (final or AUC)."""
     T = len(row.tasks)
-    auc = sc.auc_scores(row)
+    final, auc = sc.final_scores(row, o.last), sc.auc_scores(row)
     result: dict = {
         "label": row.label,
         "method": row.entry["method"],
@@ -165,10 +169,10 @@ def _compute_row(row: sc.Row, final: np.ndarray, base: sc.Row, base_final: np.nd
         "auc": stats.aggregate_intervals(auc[:, :T], o.reps, o.seed),
     }
     result["improvement"] = (
-        None if row.label == base.label else stats.probability_of_improvement(final[:, :T], base_final[:, :T], o.reps, o.seed)
+        None if ranked is base_ranked else stats.probability_of_improvement(ranked[:, :T], base_ranked[:, :T], o.reps, o.seed)
     )
     if row.held_out:
-        result["held_out"] = stats.aggregate_intervals(final[:, T:], o.reps, o.seed)
+        result["held_out"] = stats.aggregate_intervals(ranked[:, T:], o.reps, o.seed)
 
     continual = {"final performance": final[:, :T], "forgetting": sc.forgetting(row, o.last)}
     for name, values in (("forward transfer", sc.forward_transfer(row)), ("cycle gain", sc.cycle_gain(row))):
@@ -218,7 +222,7 @@ def _compute_row(row: sc.Row, final: np.ndarray, base: sc.Row, base_final: np.nd
         for r in sc.recovery(row, o.tolerance)
     ]
 
-    profile, profile_interval = stats.performance_profile(final[:, :T], taus, o.reps, o.seed)
+    profile, profile_interval = stats.performance_profile(ranked[:, :T], taus, o.reps, o.seed)
     iqm, iqm_interval = stats.iqm_curve(np.moveaxis(row.score[:, thin, :T], 1, 2), o.reps, o.seed)
     task_points, task_intervals = means["task_curves"]
     curves = {
@@ -321,13 +325,14 @@ def _rounded(tree, digits: int = 6):
 
 def board_summary(board: dict) -> str:
     """A short plain-text ranking for the terminal."""
-    from cyclic_bench.board.render import FEW, interval_text
+    from cyclic_bench.board.render import FEW, SCORE_NAMES, interval_text
 
-    lines = [f"{'rank':>4}  {'method':<24} {'seeds':>6}  {'IQM final score [95% CI]':<28} P(> {board['baseline']})"]
+    score = board["options"]["score"]
+    lines = [f"{'rank':>4}  {'method':<24} {'seeds':>6}  {'IQM ' + SCORE_NAMES[score] + ' [95% CI]':<28} P(> {board['baseline']})"]
     for row in board["rows"]:
         seeds = f"{row['seeds']}{FEW if row['few_seeds'] else ''}"
         improvement = "-" if row["improvement"] is None else interval_text(row["improvement"])
-        lines.append(f"{row['rank']:>4}  {row['label']:<24} {seeds:>6}  {interval_text(row['final']['IQM']):<28} {improvement}")
+        lines.append(f"{row['rank']:>4}  {row['label']:<24} {seeds:>6}  {interval_text(row[score]['IQM']):<28} {improvement}")
     if any(r["few_seeds"] for r in board["rows"]):
         lines.append(f"{FEW} fewer than {board['options']['target_seeds']} seeds: wide intervals, ranking not settled")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The board's figures, PNG and SVG, drawn with rliable's plot functions where it has one (matplotlib, Agg backend).
 
-    aggregates        IQM, median, mean and optimality gap of the final scores, with 95% intervals
-    aggregates_auc    the same for the AUC over the stream
+    aggregates        IQM, median, mean and optimality gap of the ranked scores (final or AUC), with 95% intervals
+    aggregates_other  the same for the other view (AUC or final)
     improvement       probability of improvement of every row over the baseline
     profiles          performance profiles (fraction of runs x tasks above each score)
     stream_iqm        IQM over runs x tasks at every evaluation across the whole stream (task visits shaded)
@@ -28,6 +28,7 @@ from rliable import plot_utils  # noqa: E402
 from cyclic_bench.board.stats import AGGREGATES  # noqa: E402
 
 SHADE = "0.93"
+LABELS = {"final": "Final normalised score", "auc": "Normalised score, AUC over the stream"}
 PAIR = ";"  # separates the two labels of a pair (labels never hold it)
 
 
@@ -37,12 +38,14 @@ def write_plots(board: dict, folder: Path) -> dict[str, str]:
     for old in list(folder.glob("*.png")) + list(folder.glob("*.svg")):
         old.unlink()
     rows = board["rows"]
+    score = board["options"]["score"]
+    other = "auc" if score == "final" else "final"
     colors = dict(zip([r["label"] for r in rows], sns.color_palette("colorblind", n_colors=len(rows)), strict=True))
     written = {}
     with plt.rc_context({"svg.hashsalt": "cyclic-bench", "svg.fonttype": "path"}):
         for name, draw in (
-            ("aggregates", lambda: _aggregates(rows, colors, "final", "Final normalised score")),
-            ("aggregates_auc", lambda: _aggregates(rows, colors, "auc", "Normalised score, AUC over the stream")),
+            ("aggregates", lambda: _aggregates(rows, colors, score, LABELS[score])),
+            ("aggregates_other", lambda: _aggregates(rows, colors, other, LABELS[other])),
             ("improvement", lambda: _improvement(board, colors)),
             ("profiles", lambda: _profiles(board, colors)),
             ("stream_iqm", lambda: _stream_iqm(board, colors)),
@@ -97,7 +100,13 @@ def _profiles(board: dict, colors: dict):
     profiles = {r["label"]: np.array(r["curves"]["profile"][0]) for r in board["rows"]}
     intervals = {r["label"]: np.array(r["curves"]["profile"][1]) for r in board["rows"]}
     plot_utils.plot_performance_profiles(
-        profiles, np.array(board["taus"]), intervals, ax=ax, colors=colors, xlabel=r"Final normalised score ($\tau$)", labelsize="large"
+        profiles,
+        np.array(board["taus"]),
+        intervals,
+        ax=ax,
+        colors=colors,
+        xlabel=LABELS[board["options"]["score"]] + r" ($\tau$)",
+        labelsize="large",
     )
     ax.xaxis.set_major_locator(plt.MaxNLocator(6))
     ax.legend(loc="upper right", fontsize="medium")

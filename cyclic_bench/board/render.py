@@ -9,6 +9,7 @@ import html as html_lib
 from cyclic_bench.board.stats import AGGREGATES
 
 FEW = "†"  # marks rows with fewer seeds than the board's target
+SCORE_NAMES = {"final": "final score", "auc": "AUC"}
 CONTINUAL = {
     "final performance": "mean over tasks of the final score",
     "forgetting": "score at the end of a task's last visit minus its final score, mean over tasks (lower is better)",
@@ -42,6 +43,9 @@ def document(board: dict) -> list[tuple]:
     stream, rows, options = board["stream"], board["rows"], board["options"]
     seeds = sorted({r["seeds"] for r in rows})
     size = board["size"] or "custom"
+    score, other = options["score"], "auc" if options["score"] == "final" else "final"
+    held = "the normalised score (0 = random policy, 1 = the protocol's reference) "
+    held += "at the last evaluation of the stream" if score == "final" else "over the whole stream (AUC: area under its curve / length)"
     blocks: list[tuple] = [
         ("h1", f"{board['protocol']} leaderboard, size {size}"),
         (
@@ -54,24 +58,23 @@ def document(board: dict) -> list[tuple]:
         ),
         (
             "p",
-            "Score matrix of a method: one row per seed, one column per trained task, holding the normalised score "
-            "(0 = random policy, 1 = the protocol's reference) at the last evaluation of the stream"
-            + (f" (mean of the last {options['last']} evaluations)" if options["last"] > 1 else "")
+            f"Score matrix of a method: one row per seed, one column per trained task, holding {held}"
+            + (f" (mean of the last {options['last']} evaluations)" if options["last"] > 1 and score == "final" else "")
             + ". Aggregates over that matrix with rliable; intervals are 95% stratified-bootstrap intervals "
             f"({options['reps']} resamples, numpy seed {options['seed']}). Ranked by IQM.",
         ),
         ("h2", "Ranking"),
         (
             "table",
-            ["rank", "method", "seeds", *AGGREGATES, f"P(method > {board['baseline']})", "AUC IQM"],
+            ["rank", "method", "seeds", *AGGREGATES, f"P(method > {board['baseline']})", f"{SCORE_NAMES[other]} IQM"],
             [
                 [
                     str(r["rank"]),
                     r["label"],
                     _seed_cell(r),
-                    *(interval_text(r["final"][m]) for m in AGGREGATES),
+                    *(interval_text(r[score][m]) for m in AGGREGATES),
                     "baseline" if r["improvement"] is None else interval_text(r["improvement"]),
-                    interval_text(r["auc"]["IQM"]),
+                    interval_text(r[other]["IQM"]),
                 ]
                 for r in rows
             ],
@@ -84,10 +87,10 @@ def document(board: dict) -> list[tuple]:
         notes.append("(n failed): seeds whose actions or parameters went non-finite; they score 0 from their failure on.")
     blocks.append(("p", " ".join(notes)))
     for name, alt in (
-        ("aggregates", "IQM, median, mean and optimality gap of the final scores with 95% intervals"),
+        ("aggregates", f"IQM, median, mean and optimality gap of the {SCORE_NAMES[score]}s with 95% intervals"),
         ("improvement", f"probability of improvement over {board['baseline']}"),
-        ("profiles", "performance profiles of the final scores"),
-        ("aggregates_auc", "aggregates of the AUC over the stream"),
+        ("profiles", f"performance profiles of the {SCORE_NAMES[score]}s"),
+        ("aggregates_other", f"aggregates of the {SCORE_NAMES[other]}s"),
     ):
         if name in board.get("plots", {}):
             blocks.append(("img", board["plots"][name], alt))
@@ -113,7 +116,8 @@ def document(board: dict) -> list[tuple]:
             ("h2", "Held-out tasks"),
             (
                 "p",
-                f"Evaluated at every evaluation, never trained: {', '.join(stream['held_out_tasks'])}. Aggregates of their final scores.",
+                f"Evaluated at every evaluation, never trained: {', '.join(stream['held_out_tasks'])}. "
+                f"Aggregates of their {SCORE_NAMES[score]}s.",
             ),
             (
                 "table",

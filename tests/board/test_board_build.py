@@ -112,3 +112,13 @@ def test_a_board_holds_one_protocol_configuration(make_run):
         compute_board(entries, OPTIONS)
     with pytest.raises(ConfigError, match="baseline 'nope' is not on the board"):
         compute_board(entries[:1], BoardOptions(reps=100, baseline="nope"))
+
+
+def test_a_board_can_rank_the_auc_over_the_stream(make_run):
+    board = compute_board(collect_entries([make_run("td3")]), BoardOptions(reps=100, score="auc"))
+    steps = np.arange(0, 801, 100)
+    curves = np.array([[[varied()(seed, step, task) for step in steps] for task in TASKS] for seed in range(3)])
+    auc = np.trapezoid(curves, steps, axis=2) / 800
+    assert board["rows"][0]["auc"]["IQM"][0] == pytest.approx(metrics.aggregate_iqm(auc))
+    with pytest.raises(ConfigError, match="score='best' is not allowed"):
+        BoardOptions(score="best")
