@@ -1,18 +1,18 @@
-"""NE's update cost against TD3's: S seeds each, HalfCheetah-v5 sizes, the same run, alternating blocks of updates.
+"""NE's update cost against TD3's: S seeds each, HalfCheetah-v5 sizes, in the same run, updates interleaved.
 
 One TD3 and one NE agent (defaults of both: 256-256 actor and critics, batch 256; NE starts sparse and grows, on the
-cosine schedule of a 1M-update run) train on replays pre-filled with the same random transitions. The timing unit
-is a block of NE's `topology_every` (100) consecutive updates, so every NE block holds exactly one topology change
-(dense gradients, dormant scores, growth and pruning of both networks): NE's figure is amortised as in training.
-Blocks alternate TD3, NE, TD3, NE, ...; each adjacent pair gives one ratio NE/TD3, and the table reports the median
-and the range over the repetitions. The cost of one topology change alone is timed afterwards, in TD3 updates.
+cosine schedule of a 1M-update run) train on replays pre-filled with the same random transitions. Their updates
+alternate (TD3, NE, TD3, NE, ...), each timed alone, so a change of load on the machine slows both alike. One
+repetition is a block of NE's `topology_every` (100) updates of each, so NE's holds exactly one topology change
+(dense gradients, dormant scores, growth and pruning of both networks): its figure is amortised as in training.
+Each repetition gives one ratio NE/TD3; the table reports the median and the range over the repetitions. The cost
+of one topology change alone is timed afterwards, in TD3 updates.
 
 Run from the repository root:
     python benchmarks/ne_vs_td3.py                               # S = 30, device auto (CUDA if available)
     python benchmarks/ne_vs_td3.py --device cpu --threads 1 --repeats 3 --json ne_vs_td3.json
 
-The ratio is the figure that matters: both agents run on the same machine, block after block, so a change of load
-slows both alike; the absolute times drift with the machine.
+The ratio is the figure that matters: the absolute times drift with the load of the machine.
 """
 
 from __future__ import annotations
@@ -41,14 +41,18 @@ def make_agents(n_seeds: int, hidden: list[int], device: torch.device) -> dict[s
     return {"td3": TD3(TD3Config(**sizes), spec), "ne": NE(NEConfig(**sizes, schedule_updates=SCHEDULE_UPDATES), spec)}
 
 
-def run_updates(agent: TD3, count: int, device: torch.device) -> float:
-    """Seconds for `count` updates as `observe` runs them (sample, then update)."""
-    sync(device)
-    start = time.perf_counter()
+def time_interleaved(agents: dict[str, TD3], count: int, device: torch.device) -> dict[str, float]:
+    """Seconds per update of each agent over `count` updates each, one update of each in turn, as `observe` runs
+    them (sample, then update): a change of load on the machine slows both alike."""
+    seconds = dict.fromkeys(agents, 0.0)
     for _ in range(count):
-        agent.update(agent.sample())
-    sync(device)
-    return time.perf_counter() - start
+        for name, agent in agents.items():
+            sync(device)
+            start = time.perf_counter()
+            agent.update(agent.sample())
+            sync(device)
+            seconds[name] += time.perf_counter() - start
+    return {name: total / count for name, total in seconds.items()}
 
 
 def time_topology_change(agent: NE, repeats: int, device: torch.device) -> float:
@@ -68,12 +72,11 @@ def measure(n_seeds: int, hidden: list[int], repeats: int, device: torch.device)
     agents = make_agents(n_seeds, hidden, device)
     prefill(list(agents.values()), n_seeds, PREFILL)
     block = agents["ne"].config.topology_every
-    for agent in agents.values():  # untimed: first calls, and NE's first topology changes (growth from the sparse start)
-        run_updates(agent, WARMUP if agent is agents["td3"] else block, device)
+    time_interleaved(agents, WARMUP, device)  # untimed first calls; any 100 updates in a row then hold one topology change
     blocks: dict[str, list[float]] = {"td3": [], "ne": []}
     for _ in range(repeats):
-        for name, agent in agents.items():
-            blocks[name].append(run_updates(agent, block, device) / block)
+        for name, seconds in time_interleaved(agents, block, device).items():
+            blocks[name].append(seconds)
         print(f"  TD3 {blocks['td3'][-1] * 1e3:.1f} ms/update, NE {blocks['ne'][-1] * 1e3:.1f} ms/update", file=sys.stderr, flush=True)
     ratios = [ne / td3 for ne, td3 in zip(blocks["ne"], blocks["td3"], strict=True)]
     topology = time_topology_change(agents["ne"], max(3, repeats), device)
@@ -109,7 +112,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda if available")
     parser.add_argument("--seeds", type=int, default=30, help="S, seeds trained together by each agent")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="actor and critic hidden sizes")
-    parser.add_argument("--repeats", type=int, default=5, help="timed block pairs (TD3 block, NE block)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed blocks of 100 interleaved updates of each agent")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); 1 avoids spinning on a busy machine")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     return parser.parse_args()
