@@ -122,3 +122,9 @@ def test_a_board_can_rank_the_auc_over_the_stream(make_run):
     assert board["rows"][0]["auc"]["IQM"][0] == pytest.approx(metrics.aggregate_iqm(auc))
     with pytest.raises(ConfigError, match="score='best' is not allowed"):
         BoardOptions(score="best")
+
+
+def test_settings_of_one_method_become_separately_labelled_rows(make_run):
+    entries = collect_entries([make_run("a", seeds=1), make_run("b", varied(0.1), seeds=1, method_settings={"lr": 1e-4})])
+    assert sorted(e["label"] for e in entries) == ["td3-lr=0.0001", "td3-lr=0.0003"]
+    assert [r["label"] for r in compute_board(entries, OPTIONS)["rows"]] == ["td3-lr=0.0001", "td3-lr=0.0003"]
