@@ -1,0 +1,141 @@
+"""Cyclic DMC: state-based DeepMind Control Suite tasks (Tassa et al. 2018) visited in turn, for several cycles.
+
+Streams (`protocol.stream`):
+- same body, the reward changes: `walker` (stand -> walk -> run), `quadruped` (walk -> run),
+  `dog` (stand -> walk -> run -> trot; 223 observation dims, about 7x slower to simulate than walker);
+- `cross_body`: cheetah-run -> walker-walk -> hopper-hop -> finger-spin (observation sizes 17, 24, 15, 9;
+  action sizes 6, 6, 4, 2), played by one agent through the stream's adapters.
+`protocol.tasks=[domain-task,...]` replaces the stream's tasks with any dm_control suite tasks.
+
+Observations are the task's dict flattened in its declared key order (see cyclic_bench/dmc.py). Episodes are
+`episode_length` control steps (1000, as in the suite; the smoke size shortens them) and never terminate, they
+are truncated. `action_repeat` (default 1, the usual state-based
+setting; pixel-based work uses 2 to 8) repeats each action for that many control steps and sums the rewards,
+so an episode is 1000 / action_repeat agent steps; step budgets count agent steps.
+
+Normalised score = return / 1000, the DMC convention (per-step rewards lie in [0, 1], so 1000 is the maximum
+return): random_return = 0 and reference_return = 1000 for every task. The random policy does not score 0.
+Its mean return over full-length episodes (uniform random actions, action_repeat 1; standard error in
+brackets), measured by the suite on 2026-11-23 with
+`cyclic-bench random-returns protocol=cyclic_dmc protocol.size=full protocol.stream=STREAM episodes=100`
+(dog: episodes=50):
+  walker-stand 126.2 (1.2)     walker-walk 32.9 (0.5)       walker-run 22.9 (0.2)
+  quadruped-walk 150.1 (22.7)  quadruped-run 159.4 (22.8)
+  dog-stand PENDING            dog-walk PENDING             dog-run PENDING            dog-trot PENDING
+  cheetah-run 4.1 (0.1)        hopper-hop 0.1 (0.0)         finger-spin 0.5 (0.1)
+Shorter episodes (the `smoke` size) make scores smaller than at full length: they test plumbing, not agents.
+
+Memory: every environment compiles its own model, about 5 MB (walker, cheetah, hopper, finger, quadruped)
+or 105 MB (dog), and a run holds seeds x (1 + eval_episodes x tasks) of them (evaluation environments stay
+open). Dog at full size with 30 seeds would need about 130 GB: shard the seeds (`seeds=10 first_seed=0,10,20`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from cyclic_bench.dmc import SUITE_EPISODE_LENGTH, DMCPool, check_timing, describe, split_task_name
+from cyclic_bench.errors import require
+from cyclic_bench.registry import register_protocol
+from cyclic_bench.stream import Stream, Task
+
+DMC_CONVENTION = "DMC convention: return / 1000 (per-step rewards in [0, 1], 1000-step episodes)"
+
+STREAMS = {
+    "walker": ["walker-stand", "walker-walk", "walker-run"],
+    "quadruped": ["quadruped-walk", "quadruped-run"],
+    "dog": ["dog-stand", "dog-walk", "dog-run", "dog-trot"],
+    "cross_body": ["cheetah-run", "walker-walk", "hopper-hop", "finger-spin"],
+}
+
+SIZES = {
+    # seconds on a CPU: for tests
+    "smoke": dict(
+        steps_per_task=100,
+        cycles=2,
+        eval_every=100,
+        eval_episodes=1,
+        warmup_steps=50,
+        episode_length=50,
+    ),
+    # 100k steps per task visit, the "DMC100k" budget (Srinivas et al. 2020, CURL, Table 1)
+    "lite": dict(
+        steps_per_task=100_000,
+        cycles=2,
+        eval_every=25_000,
+        eval_episodes=5,
+        warmup_steps=5_000,
+        episode_length=SUITE_EPISODE_LENGTH,
+    ),
+    # 500k steps per task visit, the "DMC500k" budget (same source)
+    "full": dict(
+        steps_per_task=500_000,
+        cycles=2,
+        eval_every=50_000,
+        eval_episodes=10,
+        warmup_steps=25_000,
+        episode_length=SUITE_EPISODE_LENGTH,
+    ),
+}
+
+
+@dataclass
+class CyclicDMCConfig:
+    name: str = "cyclic_dmc"  # protocol family
+    size: str = "lite"  # smoke | lite | full: the presets below; any field set here overrides its preset
+    stream: str = "walker"  # walker | quadruped | dog | cross_body: the task sequence (STREAMS)
+    tasks: list[str] | None = None  # domain-task names in stream order, replacing the stream's (e.g. [cheetah-run,hopper-hop])
+    steps_per_task: int | None = None  # agent steps per seed on each task visit
+    cycles: int | None = None  # passes over the task list
+    eval_every: int | None = None  # agent steps per seed between evaluations
+    eval_episodes: int | None = None  # deterministic episodes per seed and task at each evaluation
+    warmup_steps: int | None = None  # random-action steps at the start of the stream
+    episode_length: int | None = None  # control steps per episode (1000 in the suite; smoke shortens it)
+    action_repeat: int = 1  # control steps each action is held for, rewards summed
+    task_aware: bool = False  # append a one-hot task id to observations
+    boundaries_visible: bool = True  # tell methods when the task switches
+
+
+def resolve(config: CyclicDMCConfig) -> dict:
+    """The preset of `config.size` and the tasks of `config.stream`, with every field the config sets overriding them."""
+    require(config.size in SIZES, f"protocol.size={config.size!r} is not a size of {config.name}; allowed: {', '.join(SIZES)}")
+    require(config.stream in STREAMS, f"protocol.stream={config.stream!r} is not a stream of {config.name}; allowed: {', '.join(STREAMS)}")
+    settings = dict(SIZES[config.size], tasks=STREAMS[config.stream])
+    settings.update({k: getattr(config, k) for k in settings if getattr(config, k) is not None})
+    return settings
+
+
+def make_task(name: str, action_repeat: int, episode_length: int) -> Task:
+    """The dm_control task `name` ('domain-task'), normalised by the DMC convention."""
+    domain, task = split_task_name(name)
+    spec = describe(domain, task)
+    return Task(
+        name=name,
+        obs_dim=spec.obs_dim,
+        action_dim=spec.action_dim,
+        make_pool=partial(DMCPool, domain, task, action_repeat=action_repeat, episode_length=episode_length),
+        random_return=0.0,
+        reference_return=1000.0,
+        reference_source=DMC_CONVENTION,
+        action_low=spec.action_low,
+        action_high=spec.action_high,
+    )
+
+
+@register_protocol("cyclic_dmc", CyclicDMCConfig)
+def build(config: CyclicDMCConfig) -> Stream:
+    s = resolve(config)
+    check_timing(config.action_repeat, s["episode_length"])
+    label = config.stream if config.tasks is None else "custom"
+    return Stream(
+        name=f"cyclic_dmc-{label}-{config.size}",
+        tasks=tuple(make_task(name, config.action_repeat, s["episode_length"]) for name in s["tasks"]),
+        steps_per_task=s["steps_per_task"],
+        cycles=s["cycles"],
+        eval_every=s["eval_every"],
+        eval_episodes=s["eval_episodes"],
+        warmup_steps=s["warmup_steps"],
+        task_aware=config.task_aware,
+        boundaries_visible=config.boundaries_visible,
+    )
