@@ -13,6 +13,7 @@ the second table gives paired per-seed differences against the reference method 
 
     python benchmarks/bandit_comparison.py                      # 100 seeds, size full, every bandit method
     python benchmarks/bandit_comparison.py --seeds 10 --size lite --methods achna achna_constant
+    python benchmarks/bandit_comparison.py --methods achna --set method.mask_probability=1.0
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=None, help="methods (default: every discrete-action method)")
     parser.add_argument("--reference", default="achna", help="method the paired differences are taken against")
     parser.add_argument("--out", default=None, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every method, e.g. method.mask_probability=1.0")
     args = parser.parse_args()
 
     methods = args.methods or bandit_methods()
@@ -83,14 +85,15 @@ def main() -> None:
     results, seconds = {}, {}
     for method in methods:
         config = compose_config(
-            [f"method={method}", "protocol=bandit", f"protocol.size={args.size}", f"seeds={args.seeds}", "progress=false"]
+            [f"method={method}", "protocol=bandit", f"protocol.size={args.size}", f"seeds={args.seeds}", "progress=false", *args.set]
         )
         started = time.perf_counter()
         train(config, out / method)
         seconds[method] = time.perf_counter() - started
         results[method] = per_seed_metrics(out / method, plan_run(config).stream.eval_every)
 
-    print(f"bandit size={args.size}, {args.seeds} seeds per method; mean over seeds [95% bootstrap interval]; runs in {out}\n")
+    settings = f" with {' '.join(args.set)}" if args.set else ""
+    print(f"bandit size={args.size}, {args.seeds} seeds per method{settings}; mean over seeds [95% bootstrap interval]; runs in {out}\n")
     print("| method | " + " | ".join(METRICS) + " | wall s |")
     print("|" + "---|" * (len(METRICS) + 2))
     for method in methods:
