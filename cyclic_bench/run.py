@@ -50,7 +50,7 @@ def resume(run_dir: str | Path, **overrides) -> dict:
 def summarize(config: DictConfig, engine: Engine) -> dict:
     """Final scores (the last evaluation) per task and seed, failed seeds and speed."""
     rows = engine.rows["evaluations"]
-    last_step = max(r["step"] for r in rows)
+    last_step = max((r["step"] for r in rows), default=None)  # None: every seed failed before any window closed
     final: dict[str, dict[int, float]] = defaultdict(dict)
     for r in rows:
         if r["step"] == last_step:
