@@ -21,7 +21,7 @@ brackets), measured by the suite on 2026-11-23 with
 (dog: episodes=50):
   walker-stand 126.2 (1.2)     walker-walk 32.9 (0.5)       walker-run 22.9 (0.2)
   quadruped-walk 150.1 (22.7)  quadruped-run 159.4 (22.8)
-  dog-stand PENDING            dog-walk PENDING             dog-run PENDING            dog-trot PENDING
+  dog-stand 20.1 (0.6)         dog-walk 7.7 (0.6)           dog-run 4.7 (0.2)          dog-trot 6.5 (0.5)
   cheetah-run 4.1 (0.1)        hopper-hop 0.1 (0.0)         finger-spin 0.5 (0.1)
 Shorter episodes (the `smoke` size) make scores smaller than at full length: they test plumbing, not agents.
 
