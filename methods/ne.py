@@ -34,9 +34,10 @@ With the defaults a network reaches its target density within a few topology cha
 the public code's defaults do); a smaller `grow_fraction` spreads the expansion over more of the run.
 
 All of it is per seed: counts, top-k choices, thresholds, schedules after the switch and random draws.
-Masks are the `mask` buffers of the online networks' `BatchedLinear` layers (saved with the modules), and masked
-weights are kept exactly 0 with zero Adam moments, so the dense gradient is the gradient of the unmasked forward
-(one extra TD3 loss and backward pass on the update's batch, at topology changes only).
+Masks are the `mask` buffers of the online networks' `BatchedLinear` layers (saved with the modules). Masked
+weights are kept exactly 0 with zero Adam moments (the optimizer zeroes their gradients before each step), so
+acting and training forwards use the raw weights and skip the mask multiply, and the dense gradient for growth is
+the gradient of that same forward (one extra TD3 loss and backward pass on the batch, at topology changes only).
 Target networks use the same masks: their weights are zeroed where a mask is 0 at every topology change, and the
 soft update keeps them 0 there because the online weights are 0 there.
 Differences from the public code, besides the two noted above: both networks change topology at the same
@@ -121,6 +122,29 @@ def pick(keys: list[torch.Tensor], eligible: torch.Tensor, counts: torch.Tensor)
     return eligible & (rank < counts.unsqueeze(-1))
 
 
+class MaskedSeedAdam(SeedAdam):
+    """SeedAdam that zeroes the gradient of masked weights before each step, so they stay 0 with zero moments.
+
+    Training forwards can then use the raw weights (`unmasked`): the same outputs without the mask multiply.
+    """
+
+    def __init__(self, net: BatchedMLP, n_seeds: int, lr: float):
+        super().__init__(net.parameters(), n_seeds, lr)
+        self.masked = [(layer.weight, layer.mask) for layer in net.layers]  # the mask buffers themselves, changed in place
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> None:
+        for weight, mask in self.masked:
+            if weight.grad is not None:
+                weight.grad.mul_(mask)
+        super().step(active)
+
+    def moments(self, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adam's first and second moments of `param`."""
+        k = next(k for k, p in enumerate(self.params) if p is param)
+        return self.exp_avg[k], self.exp_avg_sq[k]
+
+
 class SparseTopology:
     """The masks of one network (online and target) and their per-seed schedule state.
 
@@ -128,15 +152,12 @@ class SparseTopology:
     member (M = product of the member axes, N = in * out).
     """
 
-    def __init__(self, net: BatchedMLP, target: BatchedMLP, optimizer: SeedAdam, config: NEConfig):
+    def __init__(self, net: BatchedMLP, target: BatchedMLP, config: NEConfig):
         self.net, self.target, self.layers = net, target, list(net.layers)
         shapes = [(layer.in_features, layer.out_features) for layer in self.layers]
         start, goal = erdos_renyi_densities(shapes, config.initial_density), erdos_renyi_densities(shapes, config.target_density)
         self.initial_counts = [max(1, round(d * i * o)) for d, (i, o) in zip(start, shapes, strict=True)]
         self.target_counts = [max(c, round(d * i * o)) for c, d, (i, o) in zip(self.initial_counts, goal, shapes, strict=True)]
-        slot = {id(p): k for k, p in enumerate(optimizer.params)}
-        where = [slot[id(layer.weight)] for layer in self.layers]
-        self.moments = [(optimizer.exp_avg[k], optimizer.exp_avg_sq[k]) for k in where]  # Adam's state of each weight
         S, device = self.layers[0].weight.shape[0], self.layers[0].weight.device
         self.growing = torch.ones(S, dtype=torch.bool, device=device)  # still expanding (else: constant density)
         self.switched_at = torch.zeros(S, device=device)  # update count at which a seed reached its target density
@@ -163,11 +184,19 @@ class SparseTopology:
 
     @torch.no_grad()
     def rewire(
-        self, grads: list[torch.Tensor], hidden: list[torch.Tensor], update: int, horizon: int, active: torch.Tensor, config: NEConfig
+        self,
+        grads: list[torch.Tensor],
+        hidden: list[torch.Tensor],
+        optimizer: MaskedSeedAdam,
+        update: int,
+        horizon: int,
+        active: torch.Tensor,
+        config: NEConfig,
     ) -> None:
         """One topology change of every sparse layer (growth phase or constant density, per seed).
 
-        grads: dense dL/dW per layer; hidden: the network's post-activation hidden outputs on the same batch.
+        grads: dense dL/dW per layer; hidden: the network's post-activation hidden outputs on the same batch;
+        optimizer: the network's, whose moments of pruned and grown connections are zeroed.
         """
         grow_t = config.grow_fraction / 2 * (1 + math.cos(math.pi * min(update, horizon) / horizon))
         since = (update - self.switched_at).clamp(max=horizon)
@@ -202,7 +231,7 @@ class SparseTopology:
             grown = pick([self.rows(grads[k]).abs()], ~mask, n_grow)  # inactive before pruning: a pruned one is not regrown
 
             keep = (mask & ~pruned).view_as(layer.weight)  # survivors keep weights and moments; new ones start at 0
-            for tensor in (layer.weight, *self.moments[k], self.target.layers[k].weight):
+            for tensor in (layer.weight, *optimizer.moments(layer.weight), self.target.layers[k].weight):
                 tensor.mul_(keep.to(tensor.dtype))
             layer.mask.copy_(keep | grown.view_as(layer.weight))
             self.grown += grown.sum(dim=(1, 2))
@@ -263,9 +292,9 @@ class NE(TD3):
         super().__init__(config, spec)
         S, device = spec.n_seeds, spec.device
         self.topologies = {
-            "actor": SparseTopology(self.actor, self.actor_target, self.actor_opt, config),
-            "critic": SparseTopology(self.critic, self.critic_target, self.critic_opt, config),
+            name: SparseTopology(self.modules()[name], self.modules()[f"{name}_target"], config) for name in ("actor", "critic")
         }
+        self.actor_opt, self.critic_opt = MaskedSeedAdam(self.actor, S, config.lr), MaskedSeedAdam(self.critic, S, config.lr)
         self.initial = {"actor": clone_parameters(self.actor), "critic": clone_parameters(self.critic)}  # the sparse start
         self.horizon = config.schedule_updates or max(1, spec.total_steps * config.updates_per_step * self.envs_per_seed)
         self.review_rng = SeedRNG(spec.seed_ids, stream=REVIEW_STREAM, device=device)
@@ -290,8 +319,14 @@ class NE(TD3):
         return self.replay.get(self.replay.chronological(logical))
 
     # ---- learning and topology ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        with unmasked(self.actor):  # masked weights are 0: the same actions without the mask multiply
+            return super().act(obs, explore)
+
     def update(self, batch: dict[str, torch.Tensor]) -> None:
-        super().update(batch)
+        with unmasked(self.actor, self.critic):  # masked weights are 0 and their gradients are zeroed by MaskedSeedAdam
+            super().update(batch)
         if self.updates % self.config.topology_every == 0:
             self.topology_step(batch)
 
@@ -300,7 +335,8 @@ class NE(TD3):
         grads, hidden = self.dense_gradients(batch), self.hidden_activations(batch)
         self.track_dormant(dormant_ratio(hidden["critic"], self.config.dormant_tau))
         for name, topology in self.topologies.items():
-            topology.rewire(grads[name], hidden[name], self.updates, self.horizon, self.active, self.config)
+            optimizer = {"actor": self.actor_opt, "critic": self.critic_opt}[name]
+            topology.rewire(grads[name], hidden[name], optimizer, self.updates, self.horizon, self.active, self.config)
         if self.config.review:  # drawn whether or not a seed reviews, so every seed's stream is the same alone or batched
             coins = self.review_rng.uniform(self.config.topology_every)
             self.review_plan = self.reviewing.unsqueeze(1) & (coins < self.config.review_probability)

@@ -45,7 +45,8 @@ def rewire(agent: NE, update: int) -> tuple[dict, dict]:
     batch = agent.sample()
     grads, hidden = agent.dense_gradients(batch), agent.hidden_activations(batch)
     for name, topology in agent.topologies.items():
-        topology.rewire(grads[name], hidden[name], update, agent.horizon, agent.active, agent.config)
+        optimizer = {"actor": agent.actor_opt, "critic": agent.critic_opt}[name]
+        topology.rewire(grads[name], hidden[name], optimizer, update, agent.horizon, agent.active, agent.config)
     return grads, hidden
 
 
@@ -103,7 +104,7 @@ def test_growth_adds_exactly_the_scheduled_connections_with_the_largest_dense_gr
             strongest_left = torch.where(new, -math.inf, score).amax(dim=-1)
             assert (weakest_grown >= strongest_left).all()
             assert (score[~old] > 0).any()  # the gradient is dense: not zero where the mask is
-            weight, (m, v) = rows(net.layers[k].weight), topology.moments[k]
+            weight, (m, v) = rows(net.layers[k].weight), getattr(agent, f"{name}_opt").moments(net.layers[k].weight)
             assert (weight[grown] == 0).all() and (rows(m)[grown] == 0).all() and (rows(v)[grown] == 0).all()
     assert grew_somewhere
 
@@ -132,7 +133,7 @@ def test_pruning_removes_only_connections_of_dormant_units_and_fewer_than_grown(
     assert agent.topologies["critic"].pruned[0] > 0
 
 
-def test_growth_stops_at_the_target_density_then_density_stays_constant():
+def test_growth_stops_at_the_target_density_then_density_stays_constant_and_masked_weights_stay_zero():
     agent = make((0, 1), topology_every=5, review=False)
     data = list(transitions(2, 120))
     for t in data[:60]:
@@ -148,6 +149,12 @@ def test_growth_stops_at_the_target_density_then_density_stays_constant():
     for name, topology in agent.topologies.items():
         assert torch.equal(density(getattr(agent, name)), fixed[name])
         assert (topology.grown > swapped[name]).all()  # prune-and-regrow goes on at constant density
+        optimizer = getattr(agent, f"{name}_opt")
+        assert any((layer.mask == 0).any() for layer in getattr(agent, name).layers)
+        for layer, tracked in zip(getattr(agent, name).layers, getattr(agent, f"{name}_target").layers, strict=True):
+            off = layer.mask == 0  # masked weights stay exactly 0, online and target, with zero Adam moments
+            assert not layer.weight[off].any() and not tracked.weight[off].any()
+            assert not any(moment[off].any() for moment in optimizer.moments(layer.weight))
 
 
 def test_ablations_switch_off_their_mechanism():
