@@ -40,7 +40,7 @@ def suite():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="glfw")  # no display: rendering is not used by state-based tasks
         from dm_control import suite as dm_suite
-    mujoco.set_mju_user_warning(envs._mujoco_warning)  # keep the engine's filter (dm_control installs its own on import)
+    mujoco.set_mju_user_warning(envs.mujoco_warning)  # keep the engine's filter (dm_control installs its own on import)
     return dm_suite
 
 

@@ -18,12 +18,12 @@ import numpy as np
 from cyclic_bench.errors import ConfigError
 
 
-def _mujoco_warning(message: str) -> None:
+def mujoco_warning(message: str) -> None:
     if "settotalmass" not in message:  # mujoco>=3.17 says this of every Gymnasium XML; nothing to act on
         warnings.warn(f"MuJoCo: {message}", stacklevel=2)
 
 
-mujoco.set_mju_user_warning(_mujoco_warning)
+mujoco.set_mju_user_warning(mujoco_warning)
 
 
 @dataclass
