@@ -191,16 +191,18 @@ class HebbianES(Method):
         for w, coefficients, pre, post in zip(weights, self.per_layer(genomes), activations[:-1], activations[1:], strict=True):
             c = dict(zip(self.terms, coefficients.unbind(2), strict=True))
             pre, post = pre[..., None, :], post[..., :, None]
-            dw = c["A"] * (post * pre)
+            dw = c["A"] * post  # factored as ((A post + B) pre + C post + D), in place: few passes over the synapses
             if "B" in c:
-                dw += c["B"] * pre
+                dw += c["B"]
+            dw *= pre
             if "C" in c:
-                dw += c["C"] * post
+                dw.addcmul_(c["C"], post)
             if "D" in c:
                 dw += c["D"]
             if "eta" in c:
-                dw *= c["eta"]
-            w += dw
+                w.addcmul_(dw, c["eta"])
+            else:
+                w += dw
             if self.config.normalise_weights:
                 w /= w.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(EPS)
 
