@@ -3,9 +3,9 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, spec_for, toy_stream
 from cyclic_bench.methods.td3 import TD3, TD3Config
 from cyclic_bench.protocols.cyclic_mujoco import make_task
+from helpers import SMALL, spec_for, toy_stream
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.events import parse_events, zero_fraction

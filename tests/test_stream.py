@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import toy_stream, toy_task
+from helpers import toy_stream, toy_task
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.stream import ActionAdapter, ObservationAdapter, Task

@@ -3,7 +3,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import Recorder, spec_for, toy_stream, toy_task
+from helpers import Recorder, spec_for, toy_stream, toy_task
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.results import RunDir

@@ -2,8 +2,8 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import SMALL, ToyPool, spec_for, toy_stream
 from cyclic_bench.methods.td3 import TD3, TD3Config
+from helpers import SMALL, ToyPool, spec_for, toy_stream
 
 from cyclic_bench.results import RunDir
 from cyclic_bench.trainer import Engine, EngineOptions

@@ -6,13 +6,13 @@ import io
 from collections.abc import Callable, Collection
 
 import torch
-from conftest import transitions
+from helpers import transitions
 
 from cyclic_bench.method import Method, MethodSpec, Transition
 
 
 def spec(seed_ids, n_tasks: int = 2, total_steps: int = 500) -> MethodSpec:
-    """Obs size 4 and action size 2, like `conftest.transitions`."""
+    """Obs size 4 and action size 2, like `helpers.transitions`."""
     return MethodSpec(
         obs_dim=4,
         action_dim=2,

@@ -3,8 +3,8 @@ import io
 
 import pytest
 import torch
-from conftest import spec_for, toy_stream
 from cyclic_bench.methods.hebbian import RULES, HebbianConfig, HebbianES
+from helpers import spec_for, toy_stream
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.events import zero_fraction

@@ -1,7 +1,7 @@
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.layer_norm import LayerNormConfig, LayerNormTD3
 from cyclic_bench.methods.nap import NaP, NaPConfig
+from helpers import SMALL, transitions
 from method_checks import assert_round_trip, assert_seed_independent, spec
 
 

@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.neuromodulated_td3 import NeuromodulatedTD3, NeuromodulatedTD3Config, SurpriseTracker
+from helpers import SMALL, transitions
 from method_checks import assert_round_trip, assert_seed_independent, spec
 
 from cyclic_bench.cli import compose_config

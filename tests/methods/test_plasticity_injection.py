@@ -1,7 +1,7 @@
 import pytest
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.plasticity_injection import PlasticityInjection, PlasticityInjectionConfig
+from helpers import SMALL, transitions
 from method_checks import assert_round_trip, assert_seed_independent, spec
 
 from cyclic_bench.errors import ConfigError

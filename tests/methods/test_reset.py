@@ -1,6 +1,6 @@
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.reset import Reset, ResetConfig
+from helpers import SMALL, transitions
 
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.registry import get_method

@@ -2,8 +2,8 @@ import copy
 
 import pytest
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.shrink_perturb import PERTURB_STREAM, ShrinkPerturb, ShrinkPerturbConfig
+from helpers import SMALL, transitions
 from method_checks import assert_round_trip, assert_seed_independent, spec
 
 from cyclic_bench.errors import ConfigError

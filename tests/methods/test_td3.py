@@ -3,8 +3,8 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.td3 import TD3, TD3Config
+from helpers import SMALL, transitions
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.method import MethodSpec, Transition

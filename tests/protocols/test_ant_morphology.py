@@ -6,8 +6,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from conftest import Recorder, spec_for
 from cyclic_bench.protocols.ant_morphology import LEGS, MORPHOLOGIES, SIZES, AntMorphologyConfig, build, make_task
+from helpers import Recorder, spec_for
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.errors import ConfigError

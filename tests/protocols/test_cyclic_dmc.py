@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, Recorder, spec_for
 from cyclic_bench.protocols.cyclic_dmc import SIZES, STREAMS, CyclicDMCConfig, build
+from helpers import SMALL, Recorder, spec_for
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.dmc import DMCPool, describe, load, split_task_name
