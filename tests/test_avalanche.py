@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +233,13 @@ def test_unknown_loggers_and_wandb_modes_are_refused(runs):
         avl.log_run(runs / "stream", loggers=["mlflow"])
     with pytest.raises(ConfigError, match="wandb_mode='cloud' is not allowed"):
         avl.log_run(runs / "stream", wandb_mode="cloud")
+
+
+def test_the_avalanche_constraints_keep_every_other_pin_of_constraints_txt():
+    def pins(name: str) -> dict[str, str]:
+        lines = (Path(__file__).parent.parent / name).read_text().splitlines()
+        return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+    main, extra = pins("constraints.txt"), pins("constraints-avalanche.txt")
+    assert {k: v for k, v in main.items() if k != "torch"}.items() <= extra.items()
+    assert (extra["torch"], extra["torchvision"]) == ("2.14.1", "0.29.1")
