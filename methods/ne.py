@@ -295,7 +295,8 @@ class NE(TD3):
             "actor": SparseTopology(self.actor, self.actor_target, config),
             "critic": SparseTopology(self.critic, self.critic_target, config),
         }
-        self.actor_opt, self.critic_opt = MaskedSeedAdam(self.actor, S, config.lr), MaskedSeedAdam(self.critic, S, config.lr)  # fresh
+        self.actor_opt = MaskedSeedAdam(self.actor, S, config.lr)  # replaces TD3's (no step taken yet)
+        self.critic_opt = MaskedSeedAdam(self.critic, S, config.lr)
         self.initial = {"actor": clone_parameters(self.actor), "critic": clone_parameters(self.critic)}  # the sparse start
         self.horizon = config.schedule_updates or max(1, spec.total_steps * config.updates_per_step * self.envs_per_seed)
         self.review_rng = SeedRNG(spec.seed_ids, stream=REVIEW_STREAM, device=device)
