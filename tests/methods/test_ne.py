@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
-from conftest import SMALL, transitions
 from cyclic_bench.methods.ne import NE, NEConfig, erdos_renyi_densities, unmasked
 from cyclic_bench.methods.td3 import TD3, TD3Config
+from helpers import SMALL, transitions
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.method import MethodSpec, Transition
