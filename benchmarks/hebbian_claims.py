@@ -25,7 +25,7 @@ generation (lr / (sigma sqrt(population))); sigma and the decays are the paper's
 Run from the repository root (OMP_NUM_THREADS=1 recommended on a small machine):
     python benchmarks/hebbian_claims.py damage --out runs/hebbian_claims
     python benchmarks/hebbian_claims.py morphology --out runs/hebbian_claims
-    python benchmarks/hebbian_claims.py damage --steps 8000 --episodes 2 --out /tmp/x      # a plumbing check in a minute
+    python benchmarks/hebbian_claims.py damage --steps 8000 --episodes 2 --out runs/hebbian_check  # a plumbing check in a minute
     python benchmarks/hebbian_claims.py damage --reuse --out runs/hebbian_claims            # analyse finished runs again
 Writes <out>/<claim>.json (settings, command, wall time, every number) and the two run directories beside it.
 """
