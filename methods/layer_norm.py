@@ -8,14 +8,11 @@ carry a per-seed (and per twin critic) affine transform.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.method import MethodSpec
-from cyclic_bench.nn import BatchedLayerNorm, BatchedMLP, SeedAdam
-from cyclic_bench.plasticity import clone_parameters
 from cyclic_bench.registry import register_method
 
 
@@ -31,20 +28,6 @@ class LayerNormTD3(TD3):
     Config = LayerNormConfig
 
     def __init__(self, config: LayerNormConfig, spec: MethodSpec):
-        super().__init__(config, spec)
-        if config.actor_norm:
-            add_layer_norms(self.actor)
-        if config.critic_norm:
-            add_layer_norms(self.critic)
-        # TD3 built these from the networks without norms: build them again
-        self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-        self.initial = {"actor": clone_parameters(self.actor), "critic": clone_parameters(self.critic)}
-        self.actor_opt = SeedAdam(self.actor.parameters(), spec.n_seeds, config.lr)
-        self.critic_opt = SeedAdam(self.critic.parameters(), spec.n_seeds, config.lr)
-
-
-def add_layer_norms(net: BatchedMLP) -> None:
-    """Give every hidden layer of `net` that has none a LayerNorm before its activation (no random draws)."""
-    for i, layer in enumerate(net.layers[:-1]):
-        if str(i) not in net.norms:
-            net.norms[str(i)] = BatchedLayerNorm(layer.weight.shape[0], layer.out_features, layer.members, layer.weight.device)
+        every_actor_layer = list(range(len(config.actor_hidden))) if config.actor_norm else config.actor_layer_norm
+        every_critic_layer = list(range(len(config.critic_hidden))) if config.critic_norm else config.critic_layer_norm
+        super().__init__(replace(config, actor_layer_norm=every_actor_layer, critic_layer_norm=every_critic_layer), spec)

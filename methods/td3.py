@@ -27,6 +27,7 @@ class TD3Config:
     name: str = "td3"  # registered method name
     actor_hidden: list[int] = field(default_factory=lambda: [256, 256])  # actor hidden layer sizes
     critic_hidden: list[int] = field(default_factory=lambda: [256, 256])  # each twin critic's hidden sizes
+    actor_layer_norm: list[int] = field(default_factory=list)  # actor hidden layers with LayerNorm before ReLU
     critic_layer_norm: list[int] = field(default_factory=list)  # critic hidden layers with LayerNorm before ReLU
     lr: float = 3e-4  # Adam learning rate, actor and critic
     batch_size: int = 256  # transitions per seed per update
@@ -52,7 +53,9 @@ class TD3(Method):
         self.sample_rng = SeedRNG(spec.seed_ids, stream=3, device=device)
         self.probe_rng = SeedRNG(spec.seed_ids, stream=4, device=device)  # diagnostics draw apart from training
 
-        self.actor = BatchedMLP(S, [obs_dim, *config.actor_hidden, act_dim], self.init_rng, output_activation=torch.tanh)
+        self.actor = BatchedMLP(
+            S, [obs_dim, *config.actor_hidden, act_dim], self.init_rng, output_activation=torch.tanh, layer_norm=config.actor_layer_norm
+        )
         self.critic = BatchedMLP(
             S, [obs_dim + act_dim, *config.critic_hidden, 1], self.init_rng, members=(2,), layer_norm=config.critic_layer_norm
         )
