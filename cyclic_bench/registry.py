@@ -15,10 +15,11 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from cyclic_bench.errors import ConfigError
+from cyclic_bench.errors import ConfigError, require
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,14 @@ def get_method(name: str) -> tuple[type, type]:
     if name not in _METHODS:
         raise ConfigError(f"method={name!r} is not a known method; known: {', '.join(sorted(_METHODS))}")
     return _METHODS[name]
+
+
+def resolve_size(config: Any, sizes: dict[str, dict], **base: Any) -> dict:
+    """A protocol's settings: `base`, then the preset `sizes[config.size]`, then every field the config sets (not None)."""
+    require(config.size in sizes, f"protocol.size={config.size!r} is not a size of {config.name}; allowed: {', '.join(sizes)}")
+    settings = {**base, **sizes[config.size]}
+    settings.update({k: getattr(config, k) for k in settings if getattr(config, k) is not None})
+    return settings
 
 
 def get_protocol(name: str) -> ProtocolFamily:

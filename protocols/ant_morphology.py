@@ -49,7 +49,7 @@ from cyclic_bench.protocols.cyclic_mujoco import TASKS
 
 from cyclic_bench.envs import GymPool
 from cyclic_bench.errors import require
-from cyclic_bench.registry import register_protocol
+from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
 ANT = TASKS["Ant"]  # Ant-v5 without contact forces, and its TD3-paper reference
@@ -185,17 +185,9 @@ def _make_env(xml: str, max_episode_steps: int):
         return gym.make(ANT.env_id, max_episode_steps=max_episode_steps, xml_file=path, **dict(ANT.kwargs))
 
 
-def resolve(config: AntMorphologyConfig) -> dict:
-    """The preset of `config.size`, with every budget field the config sets overriding it."""
-    require(config.size in SIZES, f"protocol.size={config.size!r} is not a size of {config.name}; allowed: {', '.join(SIZES)}")
-    settings = dict(SIZES[config.size])
-    settings.update({k: getattr(config, k) for k in settings if getattr(config, k) is not None})
-    return settings
-
-
 @register_protocol("ant_morphology", AntMorphologyConfig)
 def build(config: AntMorphologyConfig) -> Stream:
-    s = resolve(config)
+    s = resolve_size(config, SIZES)
     require(s["max_episode_steps"] > 0, f"max_episode_steps={s['max_episode_steps']} is not allowed: it must be > 0")
     both = sorted(set(config.train) & set(config.held_out))
     require(not both, f"morphology {', '.join(both)} is both trained and held out; a held-out morphology must be unseen")

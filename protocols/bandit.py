@@ -40,7 +40,7 @@ import numpy as np
 
 from cyclic_bench.envs import EnvPool, PoolStep
 from cyclic_bench.errors import require
-from cyclic_bench.registry import register_protocol
+from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
 PAPER = "Lee, Liebana Garcia, Clopath & Dabney 2024 (arXiv 2408.08446), public bandit config"
@@ -226,9 +226,7 @@ def online_score(means: dict[str, np.ndarray]) -> np.ndarray:
 # ---- the protocol ---------------------------------------------------------------------------------------------
 def resolve(config: BanditConfig) -> dict:
     """The preset of `config.size`, with every field the config sets overriding it, validated."""
-    require(config.size in SIZES, f"protocol.size={config.size!r} is not a size of {config.name}; allowed: {', '.join(SIZES)}")
-    s = dict(SIZES[config.size])
-    s.update({k: getattr(config, k) for k in s if getattr(config, k) is not None})
+    s = resolve_size(config, SIZES)
     require(s["n_arms"] >= 2, f"n_arms={s['n_arms']} is not allowed: a bandit needs at least 2 arms")
     for field in ("n_contexts", "blocks", "switch_every", "eval_every"):
         require(s[field] >= 1, f"{field}={s[field]} is not allowed: it must be an integer >= 1")

@@ -37,7 +37,7 @@ from functools import partial
 
 from cyclic_bench.dmc import SUITE_EPISODE_LENGTH, DMCPool, check_timing, describe, split_task_name
 from cyclic_bench.errors import require
-from cyclic_bench.registry import register_protocol
+from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
 DMC_CONVENTION = "DMC convention: return / 1000 (per-step rewards in [0, 1], 1000-step episodes)"
@@ -99,11 +99,8 @@ class CyclicDMCConfig:
 
 def resolve(config: CyclicDMCConfig) -> dict:
     """The preset of `config.size` and the tasks of `config.stream`, with every field the config sets overriding them."""
-    require(config.size in SIZES, f"protocol.size={config.size!r} is not a size of {config.name}; allowed: {', '.join(SIZES)}")
     require(config.stream in STREAMS, f"protocol.stream={config.stream!r} is not a stream of {config.name}; allowed: {', '.join(STREAMS)}")
-    settings = dict(SIZES[config.size], tasks=STREAMS[config.stream])
-    settings.update({k: getattr(config, k) for k in settings if getattr(config, k) is not None})
-    return settings
+    return resolve_size(config, SIZES, tasks=STREAMS[config.stream])
 
 
 def make_task(name: str, action_repeat: int, episode_length: int) -> Task:

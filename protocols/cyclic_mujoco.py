@@ -19,7 +19,7 @@ from functools import partial
 
 from cyclic_bench.envs import GymPool
 from cyclic_bench.errors import require
-from cyclic_bench.registry import register_protocol
+from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
 TD3_PAPER = "Fujimoto et al. 2018 (TD3), Table 1, 1M steps"
@@ -103,14 +103,6 @@ class CyclicMujocoConfig:
     boundaries_visible: bool = True  # tell methods when the task switches
 
 
-def resolve(config) -> dict:
-    """The preset of `config.size`, with every field the config sets overriding it."""
-    require(config.size in SIZES, f"protocol.size={config.size!r} is not a size of {config.name}; allowed: {', '.join(SIZES)}")
-    settings = dict(SIZES[config.size])
-    settings.update({k: getattr(config, k) for k in settings if getattr(config, k) is not None})
-    return settings
-
-
 def make_task(name: str, max_episode_steps: int) -> Task:
     require(name in TASKS, f"task {name!r} is not a cyclic_mujoco task; allowed: {', '.join(TASKS)}")
     spec = TASKS[name]
@@ -134,7 +126,7 @@ def _make_env(env_id: str, max_episode_steps: int, kwargs: dict):
 
 @register_protocol("cyclic_mujoco", CyclicMujocoConfig)
 def build(config: CyclicMujocoConfig) -> Stream:
-    s = resolve(config)
+    s = resolve_size(config, SIZES)
     require(s["max_episode_steps"] > 0, f"max_episode_steps={s['max_episode_steps']} is not allowed: it must be > 0")
     return Stream(
         name=f"cyclic_mujoco-{config.size}",
