@@ -141,6 +141,11 @@ class SeedAdam:
             update = seed_view(step_size, p) * m / (v.sqrt() / seed_view(bias2_sqrt, p) + self.eps)
             p.sub_(torch.where(on, update, 0.0))
 
+    def moments(self, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adam's first and second moments of `param`."""
+        k = next(k for k, p in enumerate(self.params) if p is param)
+        return self.exp_avg[k], self.exp_avg_sq[k]
+
     def reset(self, seeds: torch.Tensor | None = None) -> None:
         """Forget moments and step counts (all seeds, or those where `seeds` is True)."""
         for state in [*self.exp_avg, *self.exp_avg_sq, self.steps]:

@@ -51,7 +51,5 @@ def reinit_units(
 @torch.no_grad()
 def forget_moments(optimizer: SeedAdam, param: torch.nn.Parameter, where: torch.Tensor) -> None:
     """Zero Adam's first and second moments of `param` where `where` (broadcastable to it) is True."""
-    for index, held in enumerate(optimizer.params):
-        if held is param:
-            optimizer.exp_avg[index].masked_fill_(where, 0.0)
-            optimizer.exp_avg_sq[index].masked_fill_(where, 0.0)
+    for moment in optimizer.moments(param):
+        moment.masked_fill_(where, 0.0)

@@ -139,11 +139,6 @@ class MaskedSeedAdam(SeedAdam):
                 weight.grad.mul_(mask)
         super().step(active)
 
-    def moments(self, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adam's first and second moments of `param`."""
-        k = next(k for k, p in enumerate(self.params) if p is param)
-        return self.exp_avg[k], self.exp_avg_sq[k]
-
 
 class SparseTopology:
     """The masks of one network (online and target) and their per-seed schedule state.
