@@ -5,7 +5,7 @@ cyclic-bench run [key=value ...]        one run (hydra overrides: method=, proto
 cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over the listed values
 cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
 cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
-cyclic-bench list                       the registered methods and protocols
+cyclic-bench list                       the registered learners, interventions (and the learners each runs on), methods, protocols
 cyclic-bench board build INPUTS...      a leaderboard (rliable statistics, plots, README.md, index.html) from runs or entries
 cyclic-bench board submit RUN_DIRS...   a leaderboard entry (plain JSON) from a method's run directories (shards merged)
 cyclic-bench board reproduce ENTRY      re-run seeds of an entry from its recorded configuration and compare
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cyclic_bench.errors import ConfigError, require
 
-RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method.name}/${now:%Y%m%d-%H%M%S-%f}"
+RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method_label:${method.name},${oc.select:method.base,null}}/${now:%Y%m%d-%H%M%S-%f}"
 HYDRA_DEFAULTS = {
     "hydra.run.dir": RUN_DIR,
     "hydra.sweep.dir": "runs/sweeps/${now:%Y%m%d-%H%M%S}",
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--out", default="runs/quickstart", help="where the runs go (default runs/quickstart)")
     commands.add_parser("run", help="one run; arguments are hydra overrides", add_help=False)
     commands.add_parser("random-returns", help="measure random-policy returns of a protocol's tasks", add_help=False)
-    commands.add_parser("list", help="registered methods and protocols")
+    commands.add_parser("list", help="registered learners, interventions, methods and protocols")
     add_board_parser(commands)
     args, rest = parser.parse_known_args(argv)
     try:
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(overrides: list[str]) -> int:
     from cyclic_bench.config import plan_run
+    from cyclic_bench.registry import resolve_method_overrides
     from cyclic_bench.run import resume
 
     settings = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("hydra", "-")))
@@ -76,9 +77,10 @@ def run_command(overrides: list[str]) -> int:
         return 0
     if not any(o in ("-m", "--multirun") for o in overrides):
         plan_run(compose_config(overrides))  # reports a bad value on one line before hydra starts
-    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
     flags = [o for o in overrides if o.startswith("-")]  # hydra's argparse wants its flags before the overrides
-    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *(o for o in overrides if not o.startswith("-"))]
+    overrides = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # method.base -> the pair's node
+    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
+    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *overrides]
     _hydra_run()
     return 0
 
@@ -113,17 +115,16 @@ def compose_config(overrides: list[str]):
     from omegaconf.errors import OmegaConfBaseException
 
     from cyclic_bench.config import register_run_config
-    from cyclic_bench.registry import get_method, get_protocol
+    from cyclic_bench.registry import get_protocol, resolve_method_overrides
 
     register_run_config()
     for override in overrides:
         key, _, value = override.partition("=")
-        if key == "method":
-            get_method(value)
-        elif key == "protocol":
+        if key == "protocol":
             get_protocol(value)
+    overrides = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # also checks method names and keys
     try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
+        parsed = OverridesParser.create().parse_overrides(overrides)
         single = [o.input_line for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
         with initialize(version_base=None, config_path=None):
             return compose(config_name="run", overrides=single)
@@ -219,10 +220,16 @@ def _print_board(board: dict, out: Path) -> None:
 
 
 def list_command() -> int:
-    from cyclic_bench.registry import method_names, protocol_names
+    from cyclic_bench.registry import intervention_names, learner_names, learners_of, method_names, protocol_names
 
-    print("methods:   " + ", ".join(method_names()))
-    print("protocols: " + ", ".join(protocol_names()))
+    learners, interventions = learner_names(), intervention_names()
+    width = max(map(len, interventions), default=0)
+    print("learners:      " + ", ".join(learners) + "   (method=<learner>)")
+    print("interventions: method=<intervention> [method.base=<learner>]; the learners each runs on, its default first:")
+    for name in interventions:
+        print(f"  {name:<{width}}  {', '.join(learners_of(name))}")
+    print("methods:       " + ", ".join(n for n in method_names() if n not in learners and n not in interventions) + "   (standalone)")
+    print("protocols:     " + ", ".join(protocol_names()))
     return 0
 
 

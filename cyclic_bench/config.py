@@ -1,6 +1,7 @@
 """The run configuration (hydra structured config) and turning it into a stream, a method and an engine.
 
-Config groups: `method=<name>` and `protocol=<name>` (registered by the modules in methods/ and protocols/).
+Config groups: `method=<name>` and `protocol=<name>` (registered by the modules in methods/ and protocols/);
+`method=<intervention> method.base=<learner>` picks the learner an intervention runs on (cyclic_bench.registry).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from cyclic_bench.errors import ConfigError, require
 from cyclic_bench.events import parse_events
 from cyclic_bench.method import Method, MethodSpec
-from cyclic_bench.registry import get_method, get_protocol, load_all
+from cyclic_bench.registry import get_method, get_protocol, load_all, method_label
 from cyclic_bench.stream import Stream
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -40,6 +41,7 @@ class RunConfig:
 def register_run_config() -> None:
     load_all()
     ConfigStore.instance().store(name="run", node=RunConfig)
+    OmegaConf.register_new_resolver("method_label", method_label, replace=True)  # run folders: redo, redo-sac
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,8 +89,8 @@ def plan_run(config: DictConfig) -> RunPlan:
     events = OmegaConf.to_container(config.events, resolve=True) if isinstance(config.events, ListConfig) else list(config.events)
     if events:
         stream = dataclasses.replace(stream, events=stream.events + parse_events(events, stream.total_steps))
-    method_cls, method_config_cls = get_method(config.method.name)
-    method_config = _instantiate(method_config_cls, config.method, f"method {config.method.name}")
+    method_cls, method_config_cls = get_method(config.method.name, config.method.get("base"))
+    method_config = _instantiate(method_config_cls, config.method, f"method {method_label(config.method.name, config.method.get('base'))}")
     require(
         stream.action_kind in method_cls.action_kinds,
         f"method={config.method.name!r} cannot play {stream.name}: it has {stream.action_kind} actions; "

@@ -1,6 +1,7 @@
-"""Neuroplastic Expansion (NE) on TD3 (Liu, Obando-Ceron, Courville & Pan, ICLR 2025, arXiv 2410.07994).
+"""Neuroplastic Expansion (NE) (Liu, Obando-Ceron, Courville & Pan, ICLR 2025, arXiv 2410.07994), on any learner.
 
-The networks start sparse and grow; read top to bottom: config, the sparse-topology helpers, the method.
+The networks start sparse and grow; read top to bottom: config, the sparse-topology helpers, the intervention.
+The paper pairs NE with TD3 (MuJoCo) and DrQ (pixel DMC); `method.base=sac` runs it on SAC.
 
 1. **Sparse start.** Each network keeps `initial_density` (0.2, i.e. global sparsity 0.8) of its weights, spread over
    its layers by the Erdos-Renyi rule 1 - s_l proportional to (in_l + out_l) / (in_l * out_l) (layers the rule would
@@ -37,13 +38,15 @@ All of it is per seed: counts, top-k choices, thresholds, schedules after the sw
 Masks are the `mask` buffers of the online networks' `BatchedLinear` layers (saved with the modules). Masked
 weights are kept exactly 0 with zero Adam moments (the optimizer zeroes their gradients before each step), so
 acting and training forwards use the raw weights and skip the mask multiply, and the dense gradient for growth is
-the gradient of that same forward (one extra TD3 loss and backward pass on the batch, at topology changes only).
+the gradient of that same forward (one extra pass of each network's loss on the batch, at topology changes only).
 Target networks use the same masks: their weights are zeroed where a mask is 0 at every topology change, and the
 soft update keeps them 0 there because the online weights are 0 there.
 Differences from the public code, besides the two noted above: both networks change topology at the same
 updates (public: the actor counts its own, delayed, updates); a pruned connection is not regrown in the same
-step; the optimizer steps at topology updates too; the critic is TD3's (the public code adds a third hidden layer
-with LayerNorm: `method.critic_hidden=[256,256,256] method.critic_layer_norm=[2]`).
+step; the optimizer steps at topology updates too; the critic is the learner's (the public code adds a third hidden
+layer with LayerNorm: `method.critic_hidden=[256,256,256] method.critic_layer_norm=[2]`). NE combines with LayerNorm
+and CReLU, as its reviewers asked, through the learner's settings: `method.actor_layer_norm=[0,1]
+method.critic_layer_norm=[0,1]`, `method.activation=crelu` (a unit counts as dormant when both its features are).
 Ablations: `grow=false` (no growth), `prune=false` (growth without pruning), `review=false`; registered as
 `ne_no_growth`, `ne_no_prune`, `ne_no_review`.
 """
@@ -56,21 +59,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.learner import Batch, Learner
 from cyclic_bench.nn import BatchedMLP, SeedAdam
 from cyclic_bench.plasticity import clone_parameters, dormant_ratio, dormant_units
-from cyclic_bench.registry import register_method
+from cyclic_bench.registry import register_intervention
 from cyclic_bench.rng import SeedRNG
 
-REVIEW_STREAM, TOPOLOGY_STREAM = 11, 12  # random-stream ids of NE's own draws (TD3 uses 1-4)
+REVIEW_STREAM, TOPOLOGY_STREAM = 11, 12  # random-stream ids of NE's own draws (learners use 1-4)
 REVIEW_STATE = ("dormant", "change_average", "change_rate", "change_sum", "reviewing")  # per-seed tensors of the review trigger
 
 
 @dataclass
-class NEConfig(TD3Config):
+class NEConfig:
     name: str = "ne"  # registered method name
     initial_density: float = 0.2  # fraction of each network's weights in use at the start (global sparsity 0.8)
     target_density: float = 0.75  # growth stops at this density (public code: 75% dense)
@@ -87,6 +90,22 @@ class NEConfig(TD3Config):
     grow: bool = True  # elastic growth (ablation: false)
     prune: bool = True  # dormant-unit pruning, and prune-and-regrow at target density (ablation: false)
     review: bool = True  # experience review (ablation: false)
+
+    def __post_init__(self):
+        require(
+            0 < self.initial_density <= self.target_density <= 1,
+            f"method.initial_density={self.initial_density} and method.target_density={self.target_density} are not allowed: "
+            "they must satisfy 0 < initial_density <= target_density <= 1",
+        )
+        require(self.topology_every >= 1, f"method.topology_every={self.topology_every} is not allowed: it must be >= 1")
+        for name in ("prune_ratio", "regrow_fraction", "review_fraction", "review_probability", "review_smoothing", "grow_fraction"):
+            value = getattr(self, name)
+            require(0 <= value <= 1, f"method.{name}={value} is not allowed: it must be in [0, 1]")
+        require(self.review_fraction > 0, f"method.review_fraction={self.review_fraction} is not allowed: it must be > 0")
+        require(self.review_smoothing > 0, f"method.review_smoothing={self.review_smoothing} is not allowed: it must be > 0")
+        for name in ("dormant_tau", "review_threshold", "schedule_updates"):
+            value = getattr(self, name)
+            require(value >= 0, f"method.{name}={value} is not allowed: it must be >= 0")
 
 
 # ---- sparse topology ----------------------------------------------------------------------------------------
@@ -141,13 +160,13 @@ class MaskedSeedAdam(SeedAdam):
 
 
 class SparseTopology:
-    """The masks of one network (online and target) and their per-seed schedule state.
+    """The masks of one network (online and target, if it has one) and their per-seed schedule state.
 
     A layer's weight [S, *members, in, out] is handled as rows [S, M, N]: one mask, count and choice per seed and
     member (M = product of the member axes, N = in * out).
     """
 
-    def __init__(self, net: BatchedMLP, target: BatchedMLP, config: NEConfig):
+    def __init__(self, net: BatchedMLP, target: BatchedMLP | None, config: NEConfig):
         self.net, self.target, self.layers = net, target, list(net.layers)
         shapes = [(layer.in_features, layer.out_features) for layer in self.layers]
         start, goal = erdos_renyi_densities(shapes, config.initial_density), erdos_renyi_densities(shapes, config.target_density)
@@ -165,7 +184,7 @@ class SparseTopology:
                 keep = pick([magnitude], everywhere, torch.full(magnitude.shape[:-1], count, dtype=torch.long, device=device))
                 layer.mask = keep.view_as(layer.weight).to(layer.weight.dtype)
                 layer.weight.mul_(layer.mask)
-            for tracked, online in zip(target.parameters(), net.parameters(), strict=True):
+            for tracked, online in zip(target.parameters(), net.parameters(), strict=True) if target is not None else ():
                 tracked.copy_(online)
 
     @staticmethod
@@ -205,8 +224,8 @@ class SparseTopology:
             touches = torch.zeros_like(layer.mask, dtype=torch.bool)  # connections into or out of a dormant unit
             if k > 0:
                 touches |= dormant[k - 1].unsqueeze(-1)
-            if k < len(self.layers) - 1:
-                touches |= dormant[k].unsqueeze(-2)
+            if k < len(self.layers) - 1:  # a unit is dormant when all its features are (CReLU: relu(x) and relu(-x))
+                touches |= dormant[k].unflatten(-1, (self.net.activation.width, -1)).all(dim=-2).unsqueeze(-2)
             touches = self.rows(touches)
 
             scheduled = math.ceil(grow_t * (self.target_counts[k] - self.initial_counts[k]))  # ceil: a small room still fills
@@ -226,7 +245,8 @@ class SparseTopology:
             grown = pick([self.rows(grads[k]).abs()], ~mask, n_grow)  # inactive before pruning: a pruned one is not regrown
 
             keep = (mask & ~pruned).view_as(layer.weight)  # survivors keep weights and moments; new ones start at 0
-            for tensor in (layer.weight, *optimizer.moments(layer.weight), self.target.layers[k].weight):
+            tracked = [] if self.target is None else [self.target.layers[k].weight]
+            for tensor in (layer.weight, *optimizer.moments(layer.weight), *tracked):
                 tensor.mul_(keep.to(tensor.dtype))
             layer.mask.copy_(keep | grown.view_as(layer.weight))
             self.grown += grown.sum(dim=(1, 2))
@@ -261,39 +281,22 @@ def unmasked(*nets: BatchedMLP) -> Iterator[None]:
             layer.mask = mask
 
 
-# ---- the method ---------------------------------------------------------------------------------------------
-@register_method("ne_no_review", NEConfig, review=False)
-@register_method("ne_no_prune", NEConfig, prune=False)
-@register_method("ne_no_growth", NEConfig, grow=False)
-@register_method("ne")
-class NE(TD3):
+# ---- the intervention ---------------------------------------------------------------------------------------
+@register_intervention("ne_no_review", NEConfig, review=False)
+@register_intervention("ne_no_prune", NEConfig, prune=False)
+@register_intervention("ne_no_growth", NEConfig, grow=False)
+@register_intervention("ne")
+class NE(Intervention):
     Config = NEConfig
 
-    def __init__(self, config: NEConfig, spec: MethodSpec):
-        require(
-            0 < config.initial_density <= config.target_density <= 1,
-            f"method.initial_density={config.initial_density} and method.target_density={config.target_density} are not allowed: "
-            "they must satisfy 0 < initial_density <= target_density <= 1",
-        )
-        require(config.topology_every >= 1, f"method.topology_every={config.topology_every} is not allowed: it must be >= 1")
-        for name in ("prune_ratio", "regrow_fraction", "review_fraction", "review_probability", "review_smoothing", "grow_fraction"):
-            value = getattr(config, name)
-            require(0 <= value <= 1, f"method.{name}={value} is not allowed: it must be in [0, 1]")
-        require(config.review_fraction > 0, f"method.review_fraction={config.review_fraction} is not allowed: it must be > 0")
-        require(config.review_smoothing > 0, f"method.review_smoothing={config.review_smoothing} is not allowed: it must be > 0")
-        for name in ("dormant_tau", "review_threshold", "schedule_updates"):
-            value = getattr(config, name)
-            require(value >= 0, f"method.{name}={value} is not allowed: it must be >= 0")
-        super().__init__(config, spec)
-        S, device = spec.n_seeds, spec.device
-        self.topologies = {
-            "actor": SparseTopology(self.actor, self.actor_target, config),
-            "critic": SparseTopology(self.critic, self.critic_target, config),
-        }
-        self.actor_opt = MaskedSeedAdam(self.actor, S, config.lr)  # replaces TD3's (no step taken yet)
-        self.critic_opt = MaskedSeedAdam(self.critic, S, config.lr)
-        self.initial = {"actor": clone_parameters(self.actor), "critic": clone_parameters(self.critic)}  # the sparse start
-        self.horizon = config.schedule_updates or max(1, spec.total_steps * config.updates_per_step * self.envs_per_seed)
+    def __init__(self, config: NEConfig, learner: Learner):
+        super().__init__(config, learner)
+        spec, S, device = learner.spec, learner.spec.n_seeds, learner.spec.device
+        self.topologies = {name: SparseTopology(net.module, net.target, config) for name, net in learner.networks.items()}
+        for net in learner.networks.values():
+            net.optimizer = MaskedSeedAdam(net.module, S, learner.config.lr)  # replaces the learner's (no step taken yet)
+            net.initial = clone_parameters(net.module)  # the sparse start
+        self.horizon = config.schedule_updates or max(1, spec.total_steps * learner.config.updates_per_step)
         self.review_rng = SeedRNG(spec.seed_ids, stream=REVIEW_STREAM, device=device)
         self.topology_rng = SeedRNG(spec.seed_ids, stream=TOPOLOGY_STREAM, device=device)
         self.dormant = torch.zeros(S, device=device)  # the critic's dormant ratio at the last topology change
@@ -304,54 +307,55 @@ class NE(TD3):
         self.reviewing = torch.zeros(S, dtype=torch.bool, device=device)  # the dormant ratio has stalled: review is on
         self.review_plan = torch.zeros(S, config.topology_every, dtype=torch.bool, device=device)  # review batches to come
 
+    def online_networks(self) -> list[BatchedMLP]:
+        return [net.module for net in self.learner.networks.values()]
+
     # ---- sampling with experience review ------------------------------------------------------------------
-    def sample(self) -> dict[str, torch.Tensor]:
-        """TD3's uniform batch, except for seeds whose plan says review: they read the oldest slice of their buffer."""
-        size = self.replay.size
-        logical = self.sample_rng.randint(size, self.config.batch_size)
-        if self.config.review:
-            oldest = max(1, int(self.config.review_fraction * size))
-            review = self.review_plan[:, self.updates % self.config.topology_every].unsqueeze(1)
-            logical = torch.where(review, logical * oldest // size, logical)  # the same uniform draw, mapped to the slice
-        return self.replay.get(self.replay.chronological(logical))
+    def sample_positions(self, logical: torch.Tensor, size: int) -> torch.Tensor:
+        """The uniform draw, except for seeds whose plan says review: they read the oldest slice of their buffer."""
+        if not self.config.review:
+            return logical
+        oldest = max(1, int(self.config.review_fraction * size))
+        review = self.review_plan[:, self.learner.updates % self.config.topology_every].unsqueeze(1)
+        return torch.where(review, logical * oldest // size, logical)  # the same uniform draw, mapped to the slice
 
     # ---- learning and topology ----------------------------------------------------------------------------
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        with unmasked(self.actor):  # masked weights are 0: the same actions without the mask multiply
-            return super().act(obs, explore)
+    def computing(self):
+        return unmasked(*self.online_networks())  # masked weights are 0 and their gradients are zeroed by MaskedSeedAdam
 
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
-        with unmasked(self.actor, self.critic):  # masked weights are 0 and their gradients are zeroed by MaskedSeedAdam
-            super().update(batch)
-        if self.updates % self.config.topology_every == 0:
+    def after_update(self, batch: Batch, stepped: tuple[str, ...]) -> None:
+        if self.learner.updates % self.config.topology_every == 0:
             self.topology_step(batch)
 
-    def topology_step(self, batch: dict[str, torch.Tensor]) -> None:
-        """Grow and prune both networks on this batch, then decide the review batches until the next step."""
+    def topology_step(self, batch: Batch) -> None:
+        """Grow and prune every network on this batch, then decide the review batches until the next step."""
+        learner = self.learner
         grads, hidden = self.dense_gradients(batch), self.hidden_activations(batch)
         self.track_dormant(dormant_ratio(hidden["critic"], self.config.dormant_tau))
         for name, topology in self.topologies.items():
-            optimizer = {"actor": self.actor_opt, "critic": self.critic_opt}[name]
-            topology.rewire(grads[name], hidden[name], optimizer, self.updates, self.horizon, self.active, self.config)
+            topology.rewire(
+                grads[name], hidden[name], learner.networks[name].optimizer, learner.updates, self.horizon, learner.active, self.config
+            )
         if self.config.review:  # drawn whether or not a seed reviews, so every seed's stream is the same alone or batched
             coins = self.review_rng.uniform(self.config.topology_every)
             self.review_plan = self.reviewing.unsqueeze(1) & (coins < self.config.review_probability)
 
-    def dense_gradients(self, batch: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        """dL/dW of every layer, masked or not: the critic's TD loss and the actor's loss on the batch."""
-        with unmasked(self.actor, self.critic), torch.enable_grad():
-            critic_loss = self.critic_loss(batch, self.topology_rng)[0].sum()
-            critic = torch.autograd.grad(critic_loss, [layer.weight for layer in self.critic.layers])
-            actor = torch.autograd.grad(self.actor_loss(batch).sum(), [layer.weight for layer in self.actor.layers])
-        return {"actor": list(actor), "critic": list(critic)}
+    def dense_gradients(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        """dL/dW of every layer of every network, masked or not, each from the network's own loss on the batch."""
+        grads = {}
+        with unmasked(*self.online_networks()), torch.enable_grad():
+            for name in ("critic", *(n for n in self.learner.networks if n != "critic")):  # the critic draws from the stream first
+                net = self.learner.networks[name]
+                loss = net.loss(batch, self.topology_rng).sum()
+                grads[name] = list(torch.autograd.grad(loss, [layer.weight for layer in net.module.layers]))
+        return grads
 
     @torch.no_grad()
-    def hidden_activations(self, batch: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        """Post-activation hidden outputs of both networks on the batch, [S, *members, B, units] per hidden layer."""
-        hidden: dict[str, list[torch.Tensor]] = {"actor": [], "critic": []}
-        self.actor(batch["obs"], hidden=hidden["actor"])
-        self.critic(torch.cat([batch["obs"], batch["action"]], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1), hidden=hidden["critic"])
+    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        """Post-activation hidden outputs of every network on the batch, [S, *members, B, units] per hidden layer."""
+        hidden: dict[str, list[torch.Tensor]] = {name: [] for name in self.learner.networks}
+        for name, net in self.learner.networks.items():
+            net.module(net.inputs(batch), hidden=hidden[name])
         return hidden
 
     def track_dormant(self, ratio: torch.Tensor) -> None:
@@ -373,8 +377,8 @@ class NE(TD3):
 
     # ---- bookkeeping --------------------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        """TD3's (densities included), plus connections grown and pruned so far, the growth phase and the review state."""
-        out = super().diagnostics()
+        """Connections grown and pruned so far, the growth phase and the review state (densities are the learner's)."""
+        out = {}
         for name, topology in self.topologies.items():
             out[f"{name}_grown"], out[f"{name}_pruned"] = topology.grown.clone(), topology.pruned.clone()
             out[f"{name}_growing"] = topology.growing.float()
@@ -384,7 +388,7 @@ class NE(TD3):
         return out
 
     def random_streams(self) -> dict[str, SeedRNG]:
-        return {**super().random_streams(), "review": self.review_rng, "topology": self.topology_rng}
+        return {"review": self.review_rng, "topology": self.topology_rng}
 
     def extra_state(self) -> dict:
         review = {name: getattr(self, name) for name in REVIEW_STATE}
