@@ -28,6 +28,7 @@ from cyclic_bench.board import scores as sc
 from cyclic_bench.board import stats
 from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, load_entry
 from cyclic_bench.errors import require
+from cyclic_bench.registry import learner_of, method_label
 
 SCORES = ("final", "auc")  # which score matrix a board ranks
 DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
@@ -94,11 +95,12 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _labels(configs: list[dict]) -> list[str]:
-    """The method name, plus `-key=value,...` of the method settings that differ where a name has several settings."""
+    """The method label (`redo`, or `redo-sac` on another learner), plus `-key=value,...` of the method settings that differ
+    where a label has several settings."""
     labels = []
     for config in configs:
-        name = config["method"]["name"]
-        same_name = [c["method"] for c in configs if c["method"]["name"] == name]
+        name = method_label(config["method"]["name"], config["method"].get("base"))
+        same_name = [c["method"] for c in configs if method_label(c["method"]["name"], c["method"].get("base")) == name]
         if all(m == config["method"] for m in same_name):
             labels.append(name)
             continue
@@ -160,6 +162,7 @@ def _compute_row(row: sc.Row, ranked: np.ndarray, base_ranked: np.ndarray, taus:
     result: dict = {
         "label": row.label,
         "method": row.entry["method"],
+        "learner": learner_of(row.entry["config"]["method"]),  # None for a standalone method
         "seeds": row.n_seeds,
         "seed_ids": row.seeds.tolist(),
         "failed_seeds": row.failed_seeds,

@@ -66,11 +66,12 @@ def document(board: dict) -> list[tuple]:
         ("h2", "Ranking"),
         (
             "table",
-            ["rank", "method", "seeds", *AGGREGATES, f"P(method > {board['baseline']})", f"{SCORE_NAMES[other]} IQM"],
+            ["rank", "method", "learner", "seeds", *AGGREGATES, f"P(method > {board['baseline']})", f"{SCORE_NAMES[other]} IQM"],
             [
                 [
                     str(r["rank"]),
                     r["label"],
+                    r["learner"] or "—",
                     _seed_cell(r),
                     *(interval_text(r[score][m]) for m in AGGREGATES),
                     "baseline" if r["improvement"] is None else interval_text(r["improvement"]),

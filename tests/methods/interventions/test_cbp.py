@@ -1,7 +1,7 @@
 import pytest
 import torch
 from helpers import transitions
-from method_checks import LEARNERS, assert_round_trip, assert_seed_independent
+from method_checks import LEARNERS
 from method_checks import make as make_pair
 from method_checks import trained as trained_pair
 
@@ -86,14 +86,3 @@ def test_bad_settings_are_refused(learner):
         make_pair("cbp", learner, replacement_rate=2.0)
     with pytest.raises(ConfigError, match="method.activation=crelu is not allowed with cbp"):
         make_pair("cbp", learner, activation="crelu")
-
-
-def test_a_seed_replaces_the_same_units_alone_and_inside_a_batch(learner, cpu_threads):
-    alone, batch = assert_seed_independent(lambda seeds: make_pair("cbp", learner, seeds, replacement_rate=0.02, maturity_threshold=5))
-    replaced = alone.intervention.replaced
-    assert replaced["critic"][0] > 0 and replaced["actor"][0] > 0
-    assert torch.equal(replaced["critic"][0], batch.intervention.replaced["critic"][1])
-
-
-def test_state_round_trip_keeps_utilities_ages_and_pending_fractions(learner):
-    assert_round_trip(lambda seeds: make_pair("cbp", learner, seeds, replacement_rate=0.02, maturity_threshold=5))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from cyclic_bench.methods.interventions.ne import erdos_renyi_densities, unmasked
 from helpers import transitions
-from method_checks import LEARNERS, assert_round_trip, assert_seed_independent
+from method_checks import LEARNERS, assert_seed_independent
 from method_checks import make as make_pair
 
 from cyclic_bench.errors import ConfigError
@@ -217,8 +217,8 @@ def test_a_seed_trains_and_rewires_the_same_alone_and_inside_a_batch(learner, cp
 
 
 @per_learner
-def test_checkpoint_round_trip_continues_identically(learner):
-    assert_round_trip(lambda seeds: make(learner, seeds, review_threshold=10.0), steps=80, split=45)
+def test_checkpoint_round_trip_restores_masks_and_the_review_state(learner):
+    """Continuing bit for bit after a checkpoint is checked for every pair in test_registry.py."""
     first = make(learner, (0, 1), review_threshold=10.0)
     for t in transitions(2, 45):
         first.observe(t)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 from helpers import transitions
-from method_checks import LEARNERS, assert_round_trip, assert_seed_independent, make, trained
+from method_checks import LEARNERS, make, trained
 
 from cyclic_bench.errors import ConfigError
 
@@ -88,16 +88,3 @@ def test_bad_settings_are_refused(learner):
         make("redo", learner, redo_every=0)
     with pytest.raises(ConfigError, match="method.activation=crelu is not allowed with redo"):
         make("redo", learner, activation="crelu")
-
-
-def test_a_seed_recycles_the_same_alone_and_inside_a_batch(learner, cpu_threads):
-    alone, batch = assert_seed_independent(lambda seeds: make("redo", learner, seeds, redo_every=5, redo_tau=0.5))
-    recycled = alone.intervention.recycled
-    assert recycled["actor"][0] > 0 and recycled["critic"][0] > 0
-    assert torch.equal(recycled["critic"][0], batch.intervention.recycled["critic"][1])
-
-
-def test_state_round_trip_keeps_the_recycled_counts(learner):
-    agent = trained(make("redo", learner, redo_every=5, redo_tau=0.5))
-    assert agent.intervention.recycled["critic"].min() > 0
-    assert_round_trip(lambda seeds: make("redo", learner, seeds, redo_every=5, redo_tau=0.5))
