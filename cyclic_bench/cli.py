@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cyclic_bench.errors import ConfigError, require
 
-RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method_label:${method.name},${oc.select:method.base,null}}/${now:%Y%m%d-%H%M%S-%f}"
+RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method_label:}/${now:%Y%m%d-%H%M%S-%f}"  # method_label: redo, redo-sac
 HYDRA_DEFAULTS = {
     "hydra.run.dir": RUN_DIR,
     "hydra.sweep.dir": "runs/sweeps/${now:%Y%m%d-%H%M%S}",

@@ -41,7 +41,11 @@ class RunConfig:
 def register_run_config() -> None:
     load_all()
     ConfigStore.instance().store(name="run", node=RunConfig)
-    OmegaConf.register_new_resolver("method_label", method_label, replace=True)  # run folders: redo, redo-sac
+    OmegaConf.register_new_resolver("method_label", _label_of_run, replace=True)  # run folders: redo, redo-sac
+
+
+def _label_of_run(*, _root_: DictConfig) -> str:
+    return method_label(_root_.method.name, _root_.method.get("base"))
 
 
 def resolve_device(name: str) -> torch.device:

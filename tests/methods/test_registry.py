@@ -2,6 +2,7 @@
 the seed and checkpoint invariants; every protocol's smoke size runs end to end; `method.base` picks the learner."""
 
 import ast
+import csv
 import dataclasses
 import json
 import math
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SMALL, spec_for, toy_stream
 from method_checks import assert_round_trip, assert_seed_independent, make
 from omegaconf import OmegaConf
 
@@ -32,7 +34,9 @@ from cyclic_bench.registry import (
     register_learner,
     resolve_method_overrides,
 )
+from cyclic_bench.results import RunDir
 from cyclic_bench.run import train
+from cyclic_bench.trainer import Engine, EngineOptions
 
 SMOKE_PROTOCOL = {"continuous": "cyclic_mujoco", "discrete": "bandit"}  # the stream each action kind is tested on
 PLAYER = {"continuous": "td3", "discrete": "epsilon_greedy"}  # the method each protocol is tested with
@@ -104,6 +108,35 @@ def test_every_pair_keeps_a_seed_the_same_alone_and_in_a_batch_and_resumes_exact
     alone, _ = assert_seed_independent(build, steps=40, switches=(SWITCH,))
     assert acted(alone), f"{name} did not act in the test"
     assert_round_trip(build, steps=40, split=30, switches=(SWITCH,))  # after the switch: an injected structure is saved
+
+
+@pytest.mark.parametrize("name", ["plasticity_injection", "hare_tortoise"])
+def test_a_run_on_sac_killed_after_a_task_switch_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path, monkeypatch, name):
+    """Through the engine, on the toy stream: the checkpoint after the switch at step 40 holds an injected head (PI)
+    or a Tortoise that has followed for a while; the resumed run writes exactly the uninterrupted run's rows."""
+    stream = toy_stream()
+    method_cls, config_cls = get_method(name, "sac")
+
+    def run(path):
+        agent = method_cls(config_cls(**SMALL, **ACTING.get(name, ({}, None))[0]), spec_for(stream, (0, 1)))
+        Engine(stream, agent, RunDir(path), EngineOptions(checkpoint_every=stream.eval_every, progress=False)).run()
+
+    run(tmp_path / "whole")
+    original = Engine.train_step
+
+    def dies_at_step_45(self, task_index):
+        if self.step == 45:
+            raise KeyboardInterrupt
+        original(self, task_index)
+
+    monkeypatch.setattr(Engine, "train_step", dies_at_step_45)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed")
+    monkeypatch.setattr(Engine, "train_step", original)
+    run(tmp_path / "killed")
+    for table in ("evaluations.csv", "diagnostics.csv"):
+        with open(tmp_path / "whole" / table) as whole, open(tmp_path / "killed" / table) as resumed:
+            assert list(csv.DictReader(resumed)) == list(csv.DictReader(whole)), table
 
 
 @pytest.mark.parametrize("protocol", protocol_names())
