@@ -13,7 +13,8 @@ the next tables give paired per-seed differences, each method minus each baselin
 baseline). Last, for the methods that report a `learning_rate` diagnostic (the ACh/NA agents), the response of
 their learning rate and temperature to a context change: per seed, their mean over the `--after` steps from each
 change divided by their mean over the `--before` steps preceding it, averaged over the seed's changes (1 = no
-response). That trace plays the method once more on the same environments, step by step, outside the engine.
+response), and the median over seeds of both at a few evaluations (the run's diagnostics.csv). The trace plays the
+method once more on the same environments, step by step, outside the engine.
 
     python benchmarks/bandit_comparison.py                      # 100 seeds, size full, every bandit method
     python benchmarks/bandit_comparison.py --seeds 10 --size lite --methods achna achna_constant
@@ -108,6 +109,16 @@ def switch_response(config, before: int, after: int) -> dict[str, list[float]]:
     return ratios
 
 
+def modulated_medians(run_dir: Path, steps: list[int]) -> dict[str, list[float]]:
+    """{quantity: median over seeds at each of `steps`} of the modulated diagnostics in a run's diagnostics.csv."""
+    values: dict[tuple[str, int], list[float]] = defaultdict(list)
+    with open(run_dir / "diagnostics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["name"] in MODULATED and int(row["step"]) in steps:
+                values[row["name"], int(row["step"])].append(float(row["value"]))
+    return {name: [float(np.median(values[name, step])) for step in steps] for name in MODULATED}
+
+
 def cell(values: list[float]) -> str:
     mean, low, high = mean_interval(values)
     return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
@@ -129,7 +140,7 @@ def main() -> None:
 
     methods = args.methods or bandit_methods()
     out = Path(args.out or tempfile.mkdtemp(prefix="bandit-comparison-"))
-    results, seconds, responses = {}, {}, {}
+    results, seconds, responses, medians = {}, {}, {}, {}
     for method in methods:
         config = compose_config(
             [f"method={method}", "protocol=bandit", f"protocol.size={args.size}", f"seeds={args.seeds}", "progress=false", *args.set]
@@ -139,6 +150,10 @@ def main() -> None:
         seconds[method] = time.perf_counter() - started
         results[method] = per_seed_metrics(out / method, plan_run(config).stream.eval_every)
         responses[method] = switch_response(config, args.before, args.after)
+        stream = plan_run(config).stream
+        median_steps = [stream.eval_every, stream.total_steps // 2, stream.total_steps]
+        if responses[method]:
+            medians[method] = modulated_medians(out / method, median_steps)
 
     settings = f" with {' '.join(args.set)}" if args.set else ""
     print(f"bandit size={args.size}, {args.seeds} seeds per method{settings}; mean over seeds [95% bootstrap interval]; runs in {out}\n")
@@ -169,6 +184,11 @@ def main() -> None:
         for method in modulated:
             ratios = responses[method]
             print(f"| {method} | {len(ratios['learning_rate'])} | " + " | ".join(cell(ratios[name]) for name in MODULATED) + " |")
+        print(f"\nMedian over seeds at steps {' / '.join(f'{s:,}' for s in median_steps)}\n")
+        print("| method | " + " | ".join(MODULATED) + " |")
+        print("|---|" + "---|" * len(MODULATED))
+        for method in modulated:
+            print(f"| {method} | " + " | ".join(" / ".join(f"{v:.2g}" for v in medians[method][name]) for name in MODULATED) + " |")
 
 
 if __name__ == "__main__":
