@@ -132,7 +132,7 @@ from cyclic_bench.methods.td3 import TD3, TD3Config
 from cyclic_bench.errors import require
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.nn import BatchedMLP, SeedAdam
-from cyclic_bench.plasticity import active_fraction, clone_parameters, dormant_ratio, dormant_units
+from cyclic_bench.plasticity import active_fraction, clone_parameters, density, dormant_ratio, dormant_units
 from cyclic_bench.registry import register_method
 from cyclic_bench.rng import SeedRNG
 
@@ -650,6 +650,7 @@ class NE(TD3):
         the share of batches drawn by experience review; also the growth phase and the review signal and threshold."""
         out = super().diagnostics()
         for name, topology in self.topologies.items():
+            out.setdefault(f"{name}_density", density(getattr(self, name)))  # TD3 reports none before its buffer fills
             for kind, total in (("grown", topology.grown), ("pruned", topology.pruned)):
                 out[f"{name}_{kind}"] = total - self.tallies[f"{name}_{kind}"]
                 self.tallies[f"{name}_{kind}"] = total.clone()
