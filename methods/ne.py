@@ -22,8 +22,8 @@ runs between two updates, in place; only the masking of gradients sits in the op
 3. Dormant-unit pruning at the public count. A layer that grows g connections at a growth step prunes
    min(floor(`prune_ratio` g), prunable) of its active ones (prune_ratio 0.4: the public code's count), connections
    into or out of dormant hidden units first, then the smallest |w|. A unit is dormant when its ReDo score (Sokar et
-   al. 2023) on the batch is <= `dormant_tau` (0: the paper prunes the units with f(theta_i) <= 0, silent on the
-   whole batch; the public default tau is 0 too). prunable = min(floor(prune_ratio a), N - path), a the layer's
+   al. 2023) on the batch is <= `dormant_tau` (0: the paper's I_prune = f(theta_i) <= 0, as a reviewer quotes it,
+   units silent on the whole batch; the public default tau is 0 too). prunable = min(floor(prune_ratio a), N - path), a the layer's
    active connections and N its size: a step never replaces more than that share of the connections the layer had
    (at the public pace this never binds; on a short span the first steps would otherwise prune the whole layer),
    and never prunes what it could not regrow beside its path (so a layer whose target is its full size reaches it).

@@ -274,10 +274,17 @@ def test_ne_public_builds_the_public_networks_and_configuration():
 
 
 def test_ne_public_grows_at_the_constant_pace_restarts_adam_steps_and_halves_batches():
-    agent = make((0, 1), config=NEPublicConfig, critic_hidden=[32, 32, 32], halve_batch_below=1.0)  # every batch halved
+    overrides = dict(critic_hidden=[32, 32, 32], halve_batch_below=1.0, review_active_below=1.0)  # halve always, gate open
+    agent = make((0, 1), config=NEPublicConfig, **overrides)
     fill(agent)
     drawn = agent.sample()["obs"]
     assert torch.equal(drawn[:, :8], drawn[:, 8:])  # the first half, each transition twice
+    agent.diagnostics()  # closes the window
+    for _ in range(40):
+        agent.sample()
+    gate = 1 / (1 + 0.9 * torch.exp(1.0 - agent.critic_activity))
+    share = agent.diagnostics()["review_batches"]
+    assert ((share - (1 - gate)).abs() < 0.25).all() and (share > 0).all()  # about the gate's review probability
     topology, optimizer = agent.topologies["critic"], agent.critic_opt
     before = {k: topology.active(k) for k in topology.sparse}
     agent.critic_opt.sparse_group.steps.fill_(7.0)
