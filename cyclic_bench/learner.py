@@ -96,6 +96,14 @@ class Learner(ABC):
         """A batch; `positions(logical [S, B], size)` may move the drawn buffer positions (0 = oldest) first."""
 
     @abstractmethod
+    def stored(self) -> int:
+        """Transitions each seed's buffer holds."""
+
+    @abstractmethod
+    def batch_at(self, logical: torch.Tensor) -> Batch:
+        """The stored transitions at buffer positions `logical` [S, B] (0 = oldest), e.g. for a probe of its own."""
+
+    @abstractmethod
     def update(self, batch: Batch) -> tuple[str, ...]:
         """One gradient update on `batch`; returns the names of the networks whose optimizer stepped."""
 

@@ -31,7 +31,7 @@ from cyclic_bench.errors import require
 from cyclic_bench.registry import learner_of, method_label
 
 SCORES = ("final", "auc")  # which score matrix a board ranks
-DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
+DIAGNOSTICS_OVER_TIME = ("density", "dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
 
 
 @dataclass(frozen=True)

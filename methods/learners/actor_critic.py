@@ -143,7 +143,13 @@ class OffPolicyActorCritic(Learner):
     def sample(self, positions: Callable[[torch.Tensor, int], torch.Tensor] = lambda logical, size: logical) -> Batch:
         """A uniform batch [S, B, ...] from each seed's own buffer (positions may be moved first)."""
         logical = self.sample_rng.randint(self.replay.size, self.config.batch_size)
-        return self.replay.get(self.replay.chronological(positions(logical, self.replay.size)))
+        return self.batch_at(positions(logical, self.replay.size))
+
+    def stored(self) -> int:
+        return self.replay.size
+
+    def batch_at(self, logical: torch.Tensor) -> Batch:
+        return self.replay.get(self.replay.chronological(logical))
 
     # ---- learning helpers ---------------------------------------------------------------------------------
     @abstractmethod
