@@ -103,7 +103,7 @@ def test_identical_inputs_give_identical_boards_from_runs_or_from_entries(make_r
         for name in files:
             assert (first / name).read_bytes() == (other / name).read_bytes(), name
     readme = (first / "README.md").read_text()
-    assert "| 1 | reset_switch | 3† |" in readme and "fewer than 30 seeds" in readme and "![" in readme
+    assert "| 1 | reset_switch | td3 | 3† |" in readme and "fewer than 30 seeds" in readme and "![" in readme
 
 
 def test_a_board_holds_one_protocol_configuration(make_run):

@@ -3,7 +3,6 @@ the seed and checkpoint invariants; every protocol's smoke size runs end to end;
 
 import ast
 import csv
-import dataclasses
 import json
 import math
 from pathlib import Path
