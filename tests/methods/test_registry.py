@@ -94,8 +94,9 @@ def test_every_method_runs_a_smoke_stream(tmp_path, name):
 
 @pytest.mark.parametrize(("name", "learner"), OTHER_LEARNERS)
 def test_every_intervention_runs_a_smoke_cycle_on_every_other_learner(tmp_path, name, learner):
-    """`method=<name> method.base=<learner>`, one cycle of the smoke stream (both tasks: a visible task switch)."""
-    overrides = [f"method={name}", f"method.base={learner}", "protocol.size=smoke", "protocol.cycles=1", "seeds=2", "progress=false"]
+    """`method=<name> method.base=<learner>` on a short smoke stream: one cycle, both tasks (a visible task switch)."""
+    short = ["protocol.cycles=1", "protocol.steps_per_task=100", "protocol.eval_every=50", "protocol.warmup_steps=50"]
+    overrides = [f"method={name}", f"method.base={learner}", "protocol.size=smoke", *short, "seeds=2", "progress=false"]
     config = compose_config([*overrides, *small(name, learner)])
     assert config.method.base == learner and config.method.name == name
     summary = train(config, tmp_path)
