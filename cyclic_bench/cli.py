@@ -158,14 +158,15 @@ def add_board_parser(commands) -> None:
     actions = board.add_subparsers(dest="board_command", required=True)
     build = actions.add_parser("build", help="a leaderboard from run directories and/or entries of one protocol")
     build.add_argument("inputs", nargs="+", help="run directories, folders of runs, entry files (.json) or folders of entries")
-    build.add_argument("--out", help="board folder (default leaderboards/<protocol>/<size>)")
+    build.add_argument("--out", help="board folder (default: the board folder given as input, else leaderboards/<protocol>/<size>)")
+    # settings left out are taken from the board.json already in the folder written (a rebuild keeps them), else the defaults
     build.add_argument("--baseline", help="row the others are compared with (default td3 if present, else the first)")
-    build.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
-    build.add_argument("--bootstrap-seed", type=int, default=0, help="numpy seed set before every rliable call (default 0)")
-    build.add_argument("--last", type=int, default=1, help="final evaluations averaged into the final score (default 1)")
-    build.add_argument("--tolerance", type=float, default=0.1, help="recovery: relative distance to the pre-event score (default 0.1)")
-    build.add_argument("--target-seeds", type=int, default=30, help="rows with fewer seeds are flagged (default 30)")
-    build.add_argument("--score", default="final", help="ranked score matrix: final (end of the stream) or auc (whole stream)")
+    build.add_argument("--reps", type=int, help="bootstrap resamples per interval (default 2000)")
+    build.add_argument("--bootstrap-seed", dest="seed", type=int, help="numpy seed set before every rliable call (default 0)")
+    build.add_argument("--last", type=int, help="final evaluations averaged into the final score (default 1)")
+    build.add_argument("--tolerance", type=float, help="recovery: relative distance to the pre-event score (default 0.1)")
+    build.add_argument("--target-seeds", type=int, help="rows with fewer seeds are flagged (default 30)")
+    build.add_argument("--score", help="ranked score matrix: final (end of the stream, default) or auc (whole stream)")
     submit = actions.add_parser("submit", help="a leaderboard entry from one method's run directories")
     submit.add_argument("runs", nargs="+", help="the run directories (shards with disjoint seeds; single-task reference runs)")
     submit.add_argument("--label", help="the entry's name on the board (default the method name)")
@@ -184,10 +185,8 @@ def board_command(args) -> int:
     from cyclic_bench.board.reproduce import report_text, reproduce
 
     if args.board_command == "build":
-        options = BoardOptions(
-            args.reps, args.bootstrap_seed, args.last, args.baseline, args.tolerance, args.target_seeds, score=args.score
-        )
-        _print_board(*build_board(args.inputs, args.out, options))
+        given = {name: getattr(args, name) for name in BoardOptions.fields() if getattr(args, name, None) is not None}
+        _print_board(*build_board(args.inputs, args.out, given))
         return 0
     if args.board_command == "submit":
         groups = group_runs(args.runs)
