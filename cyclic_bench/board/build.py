@@ -349,8 +349,8 @@ def build_board(
     other setting comes from the board.json already in the folder written, else from the defaults. Without `out_dir`,
     one board folder given as the input is rebuilt in place; otherwise the board goes to leaderboards/<protocol>/<size>.
     """
-    from cyclic_bench.board import plots, render
-    from cyclic_bench.results import write_json, write_text
+    from cyclic_bench.board import plots
+    from cyclic_bench.results import write_text
 
     entries = collect_entries(inputs)
     if out_dir is None and len(inputs) == 1 and is_board_folder(Path(inputs[0])):
@@ -366,15 +366,23 @@ def build_board(
         options = BoardOptions(**(stored | given))
     board = compute_board(entries, options)
     (out / "entries").mkdir(parents=True, exist_ok=True)
-    for entry in entries:
-        write_text(out / "entries" / f"{entry['label']}.json", dumps_entry(entry))
-    write_text(out / "scores.csv", scores_csv(board))
     board["plots"] = plots.write_plots(board, out / "plots")
-    board["inputs"] = sorted(f"entries/{e['label']}.json" for e in entries)
-    write_json(out / "board.json", _rounded(board))
-    write_text(out / "README.md", render.markdown(board))
-    write_text(out / "index.html", render.html(board))
+    for name, text in board_texts(board, entries).items():
+        write_text(out / name, text)
     return board, out
+
+
+def board_texts(board: dict, entries: list[dict]) -> dict[str, str]:
+    """Every text file of a board folder but the plots, {relative path: content}; `board` has its plots listed."""
+    from cyclic_bench.board import render
+
+    board["inputs"] = sorted(f"entries/{e['label']}.json" for e in entries)
+    texts = {f"entries/{entry['label']}.json": dumps_entry(entry) for entry in entries}
+    texts["scores.csv"] = scores_csv(board)
+    texts["board.json"] = json.dumps(_rounded(board), indent=2, sort_keys=True) + "\n"
+    texts["README.md"] = render.markdown(board)
+    texts["index.html"] = render.html(board)
+    return texts
 
 
 def scores_csv(board: dict) -> str:

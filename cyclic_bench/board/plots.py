@@ -39,7 +39,7 @@ PAIR = ";"  # separates the two labels of a pair (labels never hold it)
 BAND_ROWS = 4  # above this many rows, curves with intervals get one panel per method
 PALETTE = [  # 20 colours distinct on white, the most distinct first
     "#0173b2", "#de8f05", "#029e73", "#e6194b", "#911eb4", "#9a6324", "#56b4e9", "#949494", "#000000", "#f032e6",
-    "#808000", "#469990", "#000075", "#cc78bc", "#800000", "#ca9161", "#d55e00", "#ece133", "#fbafe4", "#3cb44b",
+    "#808000", "#469990", "#000075", "#cc78bc", "#800000", "#ca9161", "#fa8072", "#ece133", "#fbafe4", "#3cb44b",
 ]  # fmt: skip
 CONTINUOUS = ["td3", "reset", "reset_switch", "ne", "redo", "plasticity_injection", "layer_norm", "shrink_perturb", "nap", "cbp"]
 CONTINUOUS += ["neuromodulated_td3", "ne_no_growth", "ne_no_prune", "ne_no_review", "hebbian", "static_es"]
@@ -131,8 +131,9 @@ def _aggregates(board: dict, colors: dict, view: str):
         ax.set_xlim(low, high)
         ax.xaxis.set_major_locator(plt.MaxNLocator(6))
         ax.tick_params(axis="x", labelsize="large")
-    figure.supxlabel(LABELS[view], fontsize="x-large", y=0.0)
     figure.subplots_adjust(bottom=0.9 / height, top=1 - 0.45 / height)
+    ticks_bottom = min(ax.get_tightbbox().transformed(figure.transFigure.inverted()).y0 for ax in np.atleast_1d(axes))
+    figure.supxlabel(LABELS[view], fontsize="x-large", y=ticks_bottom - 0.06 / height, va="top")  # just below the tick labels
     return figure
 
 
@@ -173,10 +174,11 @@ def _profiles(board: dict, colors: dict):
 def _shade_visits(ax, stream: dict, names: bool = True) -> None:
     """Shade every other task visit and (on top panels) name the task trained in each."""
     B, tasks = stream["steps_per_task"], stream["tasks"]
-    for visit in range(len(tasks) * stream["cycles"]):
-        if visit % 2 == 0:
+    visits = len(tasks) * stream["cycles"]
+    for visit in range(visits):
+        if visit % 2 == 0 and visits > 1:
             ax.axvspan(visit * B, (visit + 1) * B, color=SHADE, zorder=0, linewidth=0)
-        if names and len(tasks) > 1:
+        if names and visits > 1:
             ax.text((visit + 0.5) * B, 1.0, tasks[visit % len(tasks)], transform=ax.get_xaxis_transform(), ha="center", va="bottom")
     ax.set_xlim(0, stream["total_steps"])
     ax.xaxis.set_major_locator(plt.MaxNLocator(6))

@@ -9,7 +9,7 @@ import re
 
 from cyclic_bench.board.stats import AGGREGATES
 
-METHODS_PER_TABLE = 4  # method columns per table of diagnostics or online quantities (more do not fit a page's width)
+COLUMNS_PER_TABLE = 4  # value columns per table of diagnostics or online quantities (more do not fit a page's width)
 PLASTICITY_NAMES = ("dormant_ratio", "srank", "effective_rank", "active_units")  # diagnostics the suite computes for every network
 
 FEW = "†"  # marks rows with fewer seeds than the board's target
@@ -286,10 +286,16 @@ def _series_blocks(board: dict, table: str) -> list[tuple]:
             "recorded value), mean over seeds [95% interval]; n/a: the method has no such quantity."
         )
     blocks = [("h2", title), ("p", text)]
-    for start in range(0, len(rows), METHODS_PER_TABLE):  # a page-wide table holds a few methods: more follow in tables below
-        group = rows[start : start + METHODS_PER_TABLE]
-        cells = [[n, *(_general(r[table].get(n, (None,) * 3)) for r in group)] for n in names]
-        blocks.append(("table", ["name", *(r["label"] for r in group)], cells))
+    # the longer of methods and quantities runs down the table; a page-wide table holds a few columns, more follow below
+    for start in range(0, min(len(rows), len(names)), COLUMNS_PER_TABLE):
+        if len(names) >= len(rows):
+            group = rows[start : start + COLUMNS_PER_TABLE]
+            cells = [[n, *(_general(r[table].get(n, (None,) * 3)) for r in group)] for n in names]
+            blocks.append(("table", ["name", *(r["label"] for r in group)], cells))
+        else:
+            group = names[start : start + COLUMNS_PER_TABLE]
+            cells = [[r["label"], *(_general(r[table].get(n, (None,) * 3)) for n in group)] for r in rows]
+            blocks.append(("table", ["method", *group], cells))
     if table in board.get("plots", {}):
         blocks.append(("img", board["plots"][table], f"{title.lower()} across the stream, mean over seeds"))
     return blocks
