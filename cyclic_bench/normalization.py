@@ -53,7 +53,7 @@ def random_return_at(measured: RandomReturns, length: int) -> tuple[float, str]:
     """The random-policy return at episode length `length` from the returns measured at some lengths, and its source."""
     if length in measured:
         mean, stderr, episodes = measured[length]
-        return mean, f"uniform random actions, measured over {episodes} episodes of {length} steps (standard error {stderr:g})"
+        return mean, f"uniform random actions, measured over {episodes} episodes of {length} steps, standard error {stderr:g}"
     points = [(0, 0.0)] + sorted((n, values[0]) for n, values in measured.items())
     below = max((p for p in points if p[0] < length), key=lambda p: p[0])
     above = min((p for p in points if p[0] > length), key=lambda p: p[0], default=None)
@@ -64,7 +64,7 @@ def random_return_at(measured: RandomReturns, length: int) -> tuple[float, str]:
         start = f"{below[0]}" if below[0] else "0 (return 0)"
         how = f"interpolated between the returns measured at {start} and {above[0]} steps"
     value = below[1] + (above[1] - below[1]) * (length - below[0]) / (above[0] - below[0])
-    return round(value, 1), f"uniform random actions, {how} (not measured at {length} steps)"
+    return round(value, 1), f"uniform random actions, {how}, not measured at {length} steps"
 
 
 def scaled_reference(full_length_return: float, length: int) -> float:

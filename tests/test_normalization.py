@@ -34,7 +34,7 @@ def test_a_random_policy_scores_zero_within_its_noise_at_every_size(protocol, se
     fresh = measure_random_returns(stream, EPISODES, seed=12345)  # other environment seeds and actions than the tables'
     for task in stream.eval_tasks:
         assert task.random_source.startswith("uniform random actions, measured over"), (task.name, task.random_source)
-        table_stderr = float(task.random_source.rsplit("standard error ", 1)[1].rstrip(")"))
+        table_stderr = float(task.random_source.rsplit("standard error ", 1)[1])
         mean, stderr = fresh[task.name]["mean"], fresh[task.name]["stderr"]
         noise = np.hypot(stderr, table_stderr) + 0.05  # + half the tables' rounding step
         assert abs(mean - task.random_return) <= 4 * noise, (task.name, mean, task.random_return, noise)
@@ -44,7 +44,7 @@ def test_a_random_policy_scores_zero_within_its_noise_at_every_size(protocol, se
 
 def test_unmeasured_lengths_interpolate_between_measured_ones_and_extrapolate_the_last_rate():
     table = {50: (-10.0, 1.0, 100), 200: (-40.0, 2.0, 100)}
-    assert random_return_at(table, 50) == (-10.0, "uniform random actions, measured over 100 episodes of 50 steps (standard error 1)")
+    assert random_return_at(table, 50) == (-10.0, "uniform random actions, measured over 100 episodes of 50 steps, standard error 1")
     value, source = random_return_at(table, 100)
     assert value == pytest.approx(-20.0) and "interpolated between the returns measured at 50 and 200 steps" in source
     assert random_return_at(table, 25)[0] == pytest.approx(-5.0)  # through return 0 at length 0
