@@ -66,11 +66,12 @@ SIZES = {
         warmup_steps=100,
         max_episode_steps=50,
     ),
-    # the README's quick start: a few minutes on 2 CPU cores
+    # the README's quick start: about 5 minutes on 2 CPU cores with 64-unit networks and 3 seeds per method; two tasks
+    # TD3 learns within a few thousand steps (Hopper to stay up, InvertedPendulum to balance), so scores rise above 0
     "demo": dict(
-        tasks=["Hopper", "HalfCheetah"],
-        steps_per_task=3000,
-        cycles=2,
+        tasks=["Hopper", "InvertedPendulum"],
+        steps_per_task=6000,
+        cycles=1,
         eval_every=1500,
         eval_episodes=2,
         warmup_steps=1000,
