@@ -34,7 +34,7 @@ from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, l
 from cyclic_bench.errors import ConfigError, require
 
 SCORES = ("final", "auc")  # which score matrix a board ranks
-DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
+DIAGNOSTICS_OVER_TIME = ("density", "dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
 PLUMBING_SIZES = {  # sizes whose budgets test the machinery and cannot tell methods apart, with what each is for
     "smoke": "a plumbing check: tiny budgets and short episodes that test the code paths; its scores stay near 0 "
     "and its ranking says nothing about the methods",

@@ -6,7 +6,7 @@
     profiles          performance profiles (fraction of runs x tasks above each score)
     stream_iqm        IQM over runs x tasks at every evaluation across the whole stream (task visits shaded)
     curves            mean score per task across the stream, a 95% band per method (task visits shaded)
-    diagnostics       plasticity diagnostics (dormant ratio, srank) across the stream
+    diagnostics       plasticity diagnostics (density, dormant ratio, srank) across the stream
     online            training-time quantities per evaluation window (only when the runs recorded some)
 
 So that a figure cannot make a tiny gap look large, every axis of normalised scores spans at least 0 (random
@@ -42,8 +42,9 @@ PALETTE = [  # 20 colours distinct on white, the most distinct first
     "#808000", "#469990", "#000075", "#cc78bc", "#800000", "#ca9161", "#fa8072", "#ece133", "#fbafe4", "#3cb44b",
 ]  # fmt: skip
 CONTINUOUS = ["td3", "reset", "reset_switch", "ne", "redo", "plasticity_injection", "layer_norm", "shrink_perturb", "nap", "cbp"]
-CONTINUOUS += ["neuromodulated_td3", "ne_no_growth", "ne_no_prune", "ne_no_review", "hebbian", "static_es"]
+CONTINUOUS += ["neuromodulated_td3", "ne_no_growth", "ne_no_prune", "ne_no_review", "hebbian", "static_es", "ne_public"]
 BANDIT = ["epsilon_greedy", "boltzmann", "ucb", "discounted_ucb", "discounted_ucb_999", "thompson", "achna", "achna_constant"]
+BANDIT += ["achna_ratio", "achna_jan2023"]
 # each suite method's palette slot; bandit methods (discrete actions) never share a board with continuous-control ones
 COLOR_SLOTS = {name: slot for slot, name in enumerate(CONTINUOUS)} | {name: slot for slot, name in enumerate(BANDIT)}
 
