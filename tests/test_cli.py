@@ -86,3 +86,7 @@ def test_method_base_runs_an_intervention_on_another_learner_alone_and_in_a_swee
     cli(tmp_path, "-m", "method=l2_init", "method.base=td3,sac", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     bases = sorted(OmegaConf.load(p).method.base for p in (tmp_path / "sweep").glob("*/config.yaml"))
     assert bases == ["sac", "td3"]
+    assert main(["board", "build", str(tmp_path / "sweep"), "--out", str(tmp_path / "board"), "--reps", "20"]) == 0
+    readme = (tmp_path / "board" / "README.md").read_text()  # a board comparing learners names each row's
+    assert "| rank | method | learner | seeds |" in readme
+    assert re.search(r"\| l2_init \| td3 \|", readme) and re.search(r"\| l2_init-sac \| sac \|", readme)
