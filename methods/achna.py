@@ -70,6 +70,14 @@ class AChNAConfig:
     temperature_floor: float = 1e-4  # the running minimum is set this far below the lowest T seen
     aleatoric_max: float = 100.0  # upper clip of the aleatoric estimate
 
+    def __post_init__(self) -> None:
+        require(self.n_ensemble >= 2, f"method.n_ensemble={self.n_ensemble} is not allowed: an ensemble needs >= 2 members")
+        require(0 < self.mask_probability <= 1, f"method.mask_probability={self.mask_probability} is not allowed: it must lie in (0, 1]")
+        for field in ("temperature_floor", "aleatoric_max"):
+            require(getattr(self, field) > 0, f"method.{field}={getattr(self, field)} is not allowed: it must be > 0")
+        for field in ("lr_noise", "q_init_scale", "s_init_scale", "learning_rate", "temperature"):
+            require(getattr(self, field) >= 0, f"method.{field}={getattr(self, field)} is not allowed: it must be >= 0")
+
 
 @register_method(
     "achna_constant", learning_rate=0.1, temperature=0.1, lr_noise=0.0, mask_probability=1.0, q_init_scale=0.01, s_init_scale=0.5
@@ -79,14 +87,6 @@ class AChNA(BanditMethod):
     Config = AChNAConfig
 
     def __init__(self, config: AChNAConfig, spec: MethodSpec):
-        require(config.n_ensemble >= 2, f"method.n_ensemble={config.n_ensemble} is not allowed: an ensemble needs >= 2 members")
-        require(
-            0 < config.mask_probability <= 1, f"method.mask_probability={config.mask_probability} is not allowed: it must lie in (0, 1]"
-        )
-        for field in ("temperature_floor", "aleatoric_max"):
-            require(getattr(config, field) > 0, f"method.{field}={getattr(config, field)} is not allowed: it must be > 0")
-        for field in ("lr_noise", "q_init_scale", "s_init_scale", "learning_rate", "temperature"):
-            require(getattr(config, field) >= 0, f"method.{field}={getattr(config, field)} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         S, A, N = self.S, self.A, config.n_ensemble
         init_rng = SeedRNG(spec.seed_ids, stream=INIT_STREAM, device=spec.device)

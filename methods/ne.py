@@ -88,6 +88,23 @@ class NEConfig(TD3Config):
     prune: bool = True  # dormant-unit pruning, and prune-and-regrow at target density (ablation: false)
     review: bool = True  # experience review (ablation: false)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            0 < self.initial_density <= self.target_density <= 1,
+            f"method.initial_density={self.initial_density} and method.target_density={self.target_density} are not allowed: "
+            "they must satisfy 0 < initial_density <= target_density <= 1",
+        )
+        require(self.topology_every >= 1, f"method.topology_every={self.topology_every} is not allowed: it must be >= 1")
+        for name in ("prune_ratio", "regrow_fraction", "review_fraction", "review_probability", "review_smoothing", "grow_fraction"):
+            value = getattr(self, name)
+            require(0 <= value <= 1, f"method.{name}={value} is not allowed: it must be in [0, 1]")
+        require(self.review_fraction > 0, f"method.review_fraction={self.review_fraction} is not allowed: it must be > 0")
+        require(self.review_smoothing > 0, f"method.review_smoothing={self.review_smoothing} is not allowed: it must be > 0")
+        for name in ("dormant_tau", "review_threshold", "schedule_updates"):
+            value = getattr(self, name)
+            require(value >= 0, f"method.{name}={value} is not allowed: it must be >= 0")
+
 
 # ---- sparse topology ----------------------------------------------------------------------------------------
 def erdos_renyi_densities(shapes: list[tuple[int, int]], density: float) -> list[float]:
@@ -270,20 +287,6 @@ class NE(TD3):
     Config = NEConfig
 
     def __init__(self, config: NEConfig, spec: MethodSpec):
-        require(
-            0 < config.initial_density <= config.target_density <= 1,
-            f"method.initial_density={config.initial_density} and method.target_density={config.target_density} are not allowed: "
-            "they must satisfy 0 < initial_density <= target_density <= 1",
-        )
-        require(config.topology_every >= 1, f"method.topology_every={config.topology_every} is not allowed: it must be >= 1")
-        for name in ("prune_ratio", "regrow_fraction", "review_fraction", "review_probability", "review_smoothing", "grow_fraction"):
-            value = getattr(config, name)
-            require(0 <= value <= 1, f"method.{name}={value} is not allowed: it must be in [0, 1]")
-        require(config.review_fraction > 0, f"method.review_fraction={config.review_fraction} is not allowed: it must be > 0")
-        require(config.review_smoothing > 0, f"method.review_smoothing={config.review_smoothing} is not allowed: it must be > 0")
-        for name in ("dormant_tau", "review_threshold", "schedule_updates"):
-            value = getattr(config, name)
-            require(value >= 0, f"method.{name}={value} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         S, device = spec.n_seeds, spec.device
         self.topologies = {
