@@ -23,12 +23,26 @@ from cyclic_bench.errors import ConfigError
 
 FORMAT = "cyclic-bench checkpoint v1"
 MARK = "$"  # marker keys start with this; plain dicts whose keys do too are stored as item lists
+PLAIN = (type(None), bool, int, float, str)  # exact types JSON holds as they are (numpy's float64 is a float subclass)
+TENSOR, NDARRAY, SCALAR, TUPLE, ITEMS = (f"{MARK}{kind}" for kind in ("tensor", "ndarray", "scalar", "tuple", "items"))
+
+
+class Unsupported(TypeError):
+    """A value a checkpoint cannot hold; `path` says where in the state it sits."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what, self.path = what, []
+
+    def __str__(self) -> str:
+        where = "state" + "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in reversed(self.path))
+        return f"a checkpoint cannot hold {self.what} (at {where}): use tensors, numpy arrays and plain data"
 
 
 def save(state: Any, f: BinaryIO) -> None:
     """Write `state` (tensors, numpy arrays and scalars, and JSON-able values in dicts, lists and tuples) to `f`."""
     tensors: list[torch.Tensor] = []
-    tree = _encode(state, tensors, "state")
+    tree = _encode(state, tensors)
     try:
         torch.save({"format": FORMAT, "tree": json.dumps(tree), "tensors": tensors}, f)
     except RuntimeError as error:
@@ -61,52 +75,67 @@ def _refuse(path: Path, why: str):
     raise ConfigError(f"checkpoint {path} cannot be used: {why}; move it away to restart that run from step 0") from None
 
 
-def _encode(value: Any, tensors: list[torch.Tensor], where: str) -> Any:
-    if isinstance(value, np.generic):  # before the plain types: numpy's float64 is also a Python float
-        return {f"{MARK}scalar": value.item(), "dtype": value.dtype.str}
-    if value is None or isinstance(value, bool | int | float | str):
+def _encode(value: Any, tensors: list[torch.Tensor]) -> Any:
+    kind = type(value)
+    if kind in PLAIN:
         return value
+    if isinstance(value, dict):  # OrderedDicts too (module state dicts); they load back as plain dicts
+        if all(type(k) is str and not k.startswith(MARK) for k in value):
+            return {k: v if type(v) in PLAIN else _encode_at(k, v, tensors) for k, v in value.items()}
+        return {ITEMS: [[_encode_at(k, k, tensors), _encode_at(k, v, tensors)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        items = [v if type(v) in PLAIN else _encode_at(i, v, tensors) for i, v in enumerate(value)]
+        return items if isinstance(value, list) else {TUPLE: items}
+    if isinstance(value, np.generic):
+        return {SCALAR: value.item(), "dtype": value.dtype.str}
     if isinstance(value, torch.Tensor):
         tensors.append(value.detach())
-        return {f"{MARK}tensor": len(tensors) - 1}
+        return {TENSOR: len(tensors) - 1}
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
-            raise TypeError(f"a checkpoint cannot hold the object array at {where}")
+            raise Unsupported("an object array")
         tensors.append(torch.from_numpy(np.frombuffer(value.tobytes(), dtype=np.uint8).copy()))
-        return {f"{MARK}ndarray": len(tensors) - 1, "dtype": value.dtype.str, "shape": list(value.shape)}
-    if isinstance(value, list | tuple):
-        items = [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
-        return items if isinstance(value, list) else {f"{MARK}tuple": items}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith(MARK) for k in value):
-            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in value.items()}
-        return {f"{MARK}items": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}.{k}")] for k, v in value.items()]}
-    raise TypeError(f"a checkpoint cannot hold {type(value).__name__} (at {where}): use tensors, numpy arrays and plain data")
+        return {NDARRAY: len(tensors) - 1, "dtype": value.dtype.str, "shape": list(value.shape)}
+    raise Unsupported(kind.__name__)
+
+
+def _encode_at(key: Any, value: Any, tensors: list[torch.Tensor]) -> Any:
+    try:
+        return _encode(value, tensors)
+    except Unsupported as error:
+        error.path.append(key)
+        raise
 
 
 def _decode(node: Any, tensors: list) -> Any:
-    if isinstance(node, list):
-        return [_decode(v, tensors) for v in node]
-    if not isinstance(node, dict):
+    if type(node) is list:
+        return [v if type(v) in PLAIN else _decode(v, tensors) for v in node]
+    if type(node) is not dict:
         return node
-    if f"{MARK}tensor" in node:
-        return _tensor(tensors[node[f"{MARK}tensor"]])
-    if f"{MARK}ndarray" in node:
+    if len(node) <= 3 and any(k.startswith(MARK) for k in node):
+        return _decode_marked(node, tensors)
+    return {k: v if type(v) in PLAIN else _decode(v, tensors) for k, v in node.items()}
+
+
+def _decode_marked(node: dict, tensors: list) -> Any:
+    if TENSOR in node:
+        return _tensor(tensors[node[TENSOR]])
+    if NDARRAY in node:
         dtype = np.dtype(node["dtype"])
         if dtype.hasobject:
             raise ValueError("object arrays are never loaded")
-        data = _tensor(tensors[node[f"{MARK}ndarray"]]).numpy().tobytes()
+        data = _tensor(tensors[node[NDARRAY]]).numpy().tobytes()
         return np.frombuffer(data, dtype=dtype).reshape(node["shape"]).copy()
-    if f"{MARK}scalar" in node:
+    if SCALAR in node:
         dtype = np.dtype(node["dtype"])
         if dtype.hasobject:
             raise ValueError("object scalars are never loaded")
-        return dtype.type(node[f"{MARK}scalar"])
-    if f"{MARK}tuple" in node:
-        return tuple(_decode(v, tensors) for v in node[f"{MARK}tuple"])
-    if f"{MARK}items" in node:
-        return {_decode(k, tensors): _decode(v, tensors) for k, v in node[f"{MARK}items"]}
-    return {k: _decode(v, tensors) for k, v in node.items()}
+        return dtype.type(node[SCALAR])
+    if TUPLE in node:
+        return tuple(_decode(v, tensors) for v in node[TUPLE])
+    if ITEMS in node:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in node[ITEMS]}
+    raise ValueError(f"unknown marker in {sorted(node)}")
 
 
 def _tensor(value: Any) -> torch.Tensor:
