@@ -101,7 +101,10 @@ class HebbianConfig:
         require(self.rule in RULES, f"method.rule={self.rule!r} is not allowed; allowed: {', '.join(RULES)}")
         require(self.init_weight >= 0, f"method.init_weight={self.init_weight} is not allowed: it must be >= 0")
         require(self.probe_steps > 0, f"method.probe_steps={self.probe_steps} is not allowed: it must be > 0")
-        require(all(h > 0 for h in self.hidden), f"method.hidden={self.hidden} is not allowed: sizes must be > 0")
+        require(
+            len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+            f"method.hidden={self.hidden} is not allowed: give one or more sizes > 0",
+        )
         require(
             self.population >= 2 and self.population % 2 == 0,
             f"method.population={self.population} is not allowed: it must be even and >= 2 (antithetic pairs)",

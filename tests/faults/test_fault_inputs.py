@@ -59,6 +59,7 @@ BAD_INPUTS = [  # (overrides, what the line must name)
     (["method=ne", "method.initial_density=0"], "method.initial_density=0"),
     (["method=hebbian", "method.population=3"], "method.population=3 is not allowed: it must be even"),
     (["method=hebbian", "method.population=64"], "it must be a multiple of the method's 64 environments per seed"),
+    (["method=hebbian", "method.hidden=[]"], "method.hidden=[] is not allowed"),
     ([*BANDIT, "method.epsilon=2"], "method.epsilon=2"),
     ([*BANDIT, "protocol.switch_probability=2"], "switch_probability=2"),
     (["protocol=bandit", "method=achna", "method.n_ensemble=1"], "method.n_ensemble=1"),
