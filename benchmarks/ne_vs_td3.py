@@ -1,12 +1,14 @@
 """NE's update cost against TD3's: S seeds each, HalfCheetah-v5 sizes, in the same run, updates interleaved.
 
-One TD3 and one NE agent (defaults of both: 256-256 actor and critics, batch 256; NE starts sparse and grows, on the
-cosine schedule of a 1M-update run) train on replays pre-filled with the same random transitions. Their updates
-alternate (TD3, NE, TD3, NE, ...), each timed alone, so a change of load on the machine slows both alike. One
-repetition is a block of NE's `topology_every` (100) updates of each, so NE's holds exactly one topology change
-(dense gradients, dormant scores, growth and pruning of both networks): its figure is amortised as in training.
-Each repetition gives one ratio NE/TD3; the table reports the median and the range over the repetitions. The cost
-of one topology change alone is timed afterwards, in TD3 updates.
+One TD3 and one NE agent (defaults of both: 256-256 actor and critics, batch 256; NE starts sparse and grows on the
+cosine schedule of a 1M-update stream, whose growth span is its first 500k updates) train on replays pre-filled
+with the same random transitions. Their updates alternate (TD3, NE, TD3, NE, ...), each timed alone, so a change of
+load on the machine slows both alike. One repetition is a block of `topology_every` x `policy_delay` (200) updates
+of each, one full cycle of NE's topology: the critic changes every 100 updates, the actor every 100 of its own
+(delayed) updates, so NE's block holds two critic and one actor topology change (dense gradients, dormant scores,
+growth and pruning, the review trigger): its figure is amortised as in training. Each repetition gives one ratio
+NE/TD3; the table reports the median and the range over the repetitions. The cost of one topology change of both
+networks alone is timed afterwards, in TD3 updates.
 
 Run from the repository root:
     python benchmarks/ne_vs_td3.py                               # S = 30, device auto (CUDA if available)
@@ -32,7 +34,7 @@ from seed_batching import ACTION_DIM, OBS_DIM, PREFILL, WARMUP, device_name, pre
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.plasticity import density
 
-SCHEDULE_UPDATES = 1_000_000  # NE's cosine schedules as in a run of 1M updates (the replays stay small)
+SCHEDULE_UPDATES = 1_000_000  # NE's schedules as in a stream of 1M updates (the replays stay small)
 
 
 def make_agents(n_seeds: int, hidden: list[int], device: torch.device) -> dict[str, TD3]:
@@ -56,7 +58,7 @@ def time_interleaved(agents: dict[str, TD3], count: int, device: torch.device) -
 
 
 def time_topology_change(agent: NE, repeats: int, device: torch.device) -> float:
-    """Seconds of one topology change alone (on a fresh batch), the median of `repeats`."""
+    """Seconds of one topology change of both networks alone (on a fresh batch), the median of `repeats`."""
     seconds = []
     for _ in range(repeats):
         batch = agent.sample()
@@ -71,8 +73,8 @@ def time_topology_change(agent: NE, repeats: int, device: torch.device) -> float
 def measure(n_seeds: int, hidden: list[int], repeats: int, device: torch.device) -> dict:
     agents = make_agents(n_seeds, hidden, device)
     prefill(list(agents.values()), n_seeds, PREFILL)
-    block = agents["ne"].config.topology_every
-    time_interleaved(agents, WARMUP, device)  # untimed first calls; any 100 updates in a row then hold one topology change
+    block = agents["ne"].config.topology_every * agents["ne"].config.policy_delay
+    time_interleaved(agents, WARMUP, device)  # untimed first calls; any `block` updates in a row then hold one full cycle
     blocks: dict[str, list[float]] = {"td3": [], "ne": []}
     for _ in range(repeats):
         for name, seconds in time_interleaved(agents, block, device).items():
@@ -98,7 +100,7 @@ def measure(n_seeds: int, hidden: list[int], repeats: int, device: torch.device)
 
 def markdown(row: dict) -> str:
     lines = [
-        "| S | TD3 ms/update | NE ms/update (amortised) | NE / TD3, median [min, max] | one topology change |",
+        "| S | TD3 ms/update | NE ms/update (amortised) | NE / TD3, median [min, max] | one topology change (both networks) |",
         "|---:|---:|---:|---:|---:|",
         f"| {row['seeds']} | {row['td3_ms_per_update']:.1f} | {row['ne_ms_per_update']:.1f} | "
         f"{row['ratio_median']:.2f}x [{row['ratio_min']:.2f}, {row['ratio_max']:.2f}] | "
@@ -112,7 +114,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda if available")
     parser.add_argument("--seeds", type=int, default=30, help="S, seeds trained together by each agent")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="actor and critic hidden sizes")
-    parser.add_argument("--repeats", type=int, default=5, help="timed blocks of 100 interleaved updates of each agent")
+    parser.add_argument("--repeats", type=int, default=5, help="timed blocks of 200 interleaved updates of each agent")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); 1 avoids spinning on a busy machine")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     return parser.parse_args()
@@ -128,7 +130,7 @@ def main() -> None:
     command = "python " + shlex.join(sys.argv)
     print(f"device: {device_name(device)} | torch {torch.__version__} | hidden {args.hidden} | command: `{command}`", flush=True)
     row = measure(args.seeds, args.hidden, args.repeats, device)
-    print("per update: sample + gradient update; NE's blocks each hold one topology change (every 100 updates)")
+    print("per update: sample + gradient update; NE's blocks each hold one full topology cycle (2 critic, 1 actor changes)")
     print(markdown(row))
     if args.json:
         report = {"command": command, "device": device_name(device), "torch": torch.__version__, "hidden": args.hidden}

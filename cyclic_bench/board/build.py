@@ -30,7 +30,7 @@ from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, l
 from cyclic_bench.errors import require
 
 SCORES = ("final", "auc")  # which score matrix a board ranks
-DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
+DIAGNOSTICS_OVER_TIME = ("density", "dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
 
 
 @dataclass(frozen=True)

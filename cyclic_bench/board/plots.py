@@ -6,7 +6,7 @@
     profiles          performance profiles (fraction of runs x tasks above each score)
     stream_iqm        IQM over runs x tasks at every evaluation across the whole stream (task visits shaded)
     curves            mean score per task across the stream, a 95% band per method (task visits shaded)
-    diagnostics       plasticity diagnostics (dormant ratio, srank) across the stream
+    diagnostics       plasticity diagnostics (density, dormant ratio, srank) across the stream
     online            training-time quantities per evaluation window (only when the runs recorded some)
 
 Files are reproducible byte for byte: SVG ids use a fixed salt and no date is written.

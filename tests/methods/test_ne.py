@@ -1,28 +1,31 @@
-import io
 import math
 
 import pytest
 import torch
-from cyclic_bench.methods.ne import NE, NEConfig, erdos_renyi_densities, unmasked
+from cyclic_bench.methods.ne import (
+    NE,
+    DormantStallTrigger,
+    NEConfig,
+    NEPublicConfig,
+    active_fraction_gate,
+    erdos_renyi_densities,
+    unmasked,
+)
 from cyclic_bench.methods.td3 import TD3, TD3Config
 from helpers import SMALL, transitions
+from method_checks import assert_round_trip, assert_seed_independent, spec
 
+from cyclic_bench.cli import main
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.method import MethodSpec, Transition
 from cyclic_bench.plasticity import density, dormant_units
 from cyclic_bench.registry import get_method
 
-NETS = ("actor", "critic")
+NETS = ("critic", "actor")
 
 
-def spec(seed_ids) -> MethodSpec:
-    return MethodSpec(
-        obs_dim=4, action_dim=2, action_kind="continuous", seed_ids=tuple(seed_ids), n_tasks=1, total_steps=500, device=torch.device("cpu")
-    )
-
-
-def make(seed_ids=(0, 1), **overrides) -> NE:
-    return NE(NEConfig(**{**SMALL, "topology_every": 10, **overrides}), spec(seed_ids))
+def make(seed_ids=(0, 1), config=NEConfig, **overrides) -> NE:
+    return NE(config(**{**SMALL, "topology_every": 10, **overrides}), spec(seed_ids))
 
 
 def fill(agent: NE, count: int = 40) -> None:
@@ -36,18 +39,14 @@ def rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, x.shape[-2] * x.shape[-1])
 
 
-def masks(agent: NE) -> dict[str, list[torch.Tensor]]:
-    return {name: [layer.mask.bool().clone() for layer in getattr(agent, name).layers] for name in NETS}
+def masks(agent: NE) -> dict[str, dict[int, torch.Tensor]]:
+    """Each network's sparse layers' masks as bool rows [S, M, N]."""
+    return {name: {k: rows(t.layers[k].mask).bool().clone() for k in t.sparse} for name, t in agent.topologies.items()}
 
 
-def rewire(agent: NE, update: int) -> tuple[dict, dict]:
-    """One topology change at `update` on a fresh batch; returns the dense gradients and hidden outputs it used."""
-    batch = agent.sample()
-    grads, hidden = agent.dense_gradients(batch), agent.hidden_activations(batch)
-    for name, topology in agent.topologies.items():
-        optimizer = {"actor": agent.actor_opt, "critic": agent.critic_opt}[name]
-        topology.rewire(grads[name], hidden[name], optimizer, update, agent.horizon, agent.active, agent.config)
-    return grads, hidden
+def path(initial: int, target: int, x: float) -> int:
+    """The cosine schedule, written out: the integral of the paper's rate 1 + cos(pi x), scaled to the layer's room."""
+    return initial + math.floor((target - initial) * (x + math.sin(math.pi * x) / math.pi))
 
 
 def test_erdos_renyi_densities_hold_the_budget_and_make_overfull_layers_dense():
@@ -59,6 +58,10 @@ def test_erdos_renyi_densities_hold_the_budget_and_make_overfull_layers_dense():
     assert max(ratios) - min(ratios) < 1e-9  # 1 - s_l proportional to (in + out) / (in * out)
     capped = erdos_renyi_densities([(100, 2), (100, 100)], 0.5)
     assert capped[0] == 1.0 and math.isclose(capped[1] * 10_000 + 200, 0.5 * 10_200)
+    gains = erdos_renyi_densities([(32, 32), (32, 32)], 0.2, dense_entries=64)  # LayerNorm gains: dense, in the budget
+    assert math.isclose(sum(x * 1024 for x in gains) + 64, 0.2 * (2048 + 64))
+    tied = erdos_renyi_densities([(2, 2), (2, 2), (40, 40)], 0.3)  # the two densest layers are made dense together
+    assert tied[:2] == [1.0, 1.0] and tied[2] < 1
 
 
 def test_sparse_start_keeps_the_largest_weights_per_seed_and_member_and_targets_match():
@@ -67,108 +70,149 @@ def test_sparse_start_keeps_the_largest_weights_per_seed_and_member_and_targets_
     for name in NETS:
         net, reference, target = getattr(agent, name), getattr(dense, name), getattr(agent, f"{name}_target")
         assert torch.allclose(density(net), torch.tensor(0.2), atol=0.005)
-        for layer, ref in zip(net.layers, reference.layers, strict=True):
+        assert agent.topologies[name].sparse, name
+        for k, (layer, ref) in enumerate(zip(net.layers, reference.layers, strict=True)):
+            if k not in agent.topologies[name].sparse:
+                assert layer.mask is None and torch.equal(layer.weight, ref.weight)  # dense layers never change
+                continue
             assert torch.equal(layer.weight, ref.weight * layer.mask)  # kept weights untouched, the others 0
             magnitude, kept = rows(ref.weight).abs(), rows(layer.mask).bool()
-            if not kept.all():
-                smallest_kept = torch.where(kept, magnitude, math.inf).amin(dim=-1)
-                largest_dropped = torch.where(kept, -math.inf, magnitude).amax(dim=-1)
-                assert (smallest_kept >= largest_dropped).all()
+            smallest_kept = torch.where(kept, magnitude, math.inf).amin(dim=-1)
+            largest_dropped = torch.where(kept, -math.inf, magnitude).amax(dim=-1)
+            assert (smallest_kept >= largest_dropped).all()
         for tracked, online in zip(target.parameters(), net.parameters(), strict=True):
             assert torch.equal(tracked, online)
-    hidden_layer = agent.actor.layers[1].mask[0].mean()
-    assert hidden_layer < agent.actor.layers[0].mask[0].mean()  # 32x32 gets a lower density than 4x32
 
 
-def test_growth_adds_exactly_the_scheduled_connections_with_the_largest_dense_gradients():
-    agent = make((0, 1, 2), prune=False, review=False)
+def test_growth_follows_the_cosine_schedule_prunes_the_public_count_and_first_reaches_the_target_at_the_end_of_the_span(cpu_threads):
+    span = 300  # updates; the stream below has about 640
+    agent = make((0, 1), growth_updates=span, review=False)
+    before, first_at_target, growth_steps, pruned_somewhere, last = masks(agent), {}, 0, False, 0
+    for t in transitions(2, 660):
+        agent.observe(t)
+        if agent.updates == last:
+            continue
+        u = last = agent.updates
+        for name in [n for n in NETS if agent.topology_due(n)]:
+            topology, now = agent.topologies[name], masks(agent)[name]
+            at_target = all((topology.active(k) == topology.target_counts[k]).all() for k in topology.sparse)
+            if at_target and name not in first_at_target:
+                first_at_target[name] = u
+            for k in topology.sparse:
+                old, new = before[name][k], now[k]
+                grown, pruned = (new & ~old).sum(dim=-1), (old & ~new).sum(dim=-1)
+                if u <= span:  # growth steps: on the path, at the public count
+                    growth_steps += 1
+                    size = old.shape[-1]
+                    scheduled = path(topology.initial_counts[k], topology.target_counts[k], u / span)
+                    assert (new.sum(dim=-1) == scheduled).all(), (name, k, u)
+                    prunable = torch.minimum(torch.floor(0.4 * old.sum(dim=-1).double()).long(), torch.tensor(size - scheduled))
+                    assert torch.equal(pruned, torch.minimum(torch.floor(0.4 * grown.double()).long(), prunable)), (name, k, u)
+                    assert ((pruned < grown) | (grown == 0) & (pruned == 0)).all()
+                    pruned_somewhere |= bool((pruned > 0).any())
+            before[name] = now
+    assert first_at_target == {"critic": span, "actor": span}  # not one topology change earlier, nor later
+    assert growth_steps > 30 and pruned_somewhere
+    for name in NETS:  # and from then on at constant density, the target's
+        assert torch.allclose(density(getattr(agent, name)), torch.tensor(0.75), atol=0.01)
+
+
+def test_growth_picks_the_largest_dense_gradients_and_prunes_dormant_units_connections_first():
+    agent = make((0, 1), review=False, growth_updates=40)
     fill(agent)
     with torch.no_grad():  # the unmasked forward equals the masked one: masked weights are exactly 0
-        obs = torch.randn(3, 5, 4)
-        masked_out = agent.actor(obs)
+        obs = torch.randn(2, 5, 4)
         with unmasked(agent.actor):
-            assert torch.equal(agent.actor(obs), masked_out)
-    before = masks(agent)
-    grads, _ = rewire(agent, update=100)
-    zeta, grew_somewhere = 0.5 / 2 * (1 + math.cos(math.pi * 100 / agent.horizon)), False
-    for name, topology in agent.topologies.items():
-        net = getattr(agent, name)
-        for k in topology.sparse_layers():
-            old, new = rows(before[name][k]), rows(net.layers[k].mask.bool())
-            grown, score = new & ~old, rows(grads[name][k]).abs()
-            scheduled = math.ceil(zeta * (topology.target_counts[k] - topology.initial_counts[k]))
-            assert (grown.sum(dim=-1) == scheduled).all(), (name, k)
-            grew_somewhere |= scheduled > 0
-            assert not (old & ~new).any()  # nothing pruned
-            weakest_grown = torch.where(grown, score, math.inf).amin(dim=-1)
-            strongest_left = torch.where(new, -math.inf, score).amax(dim=-1)
-            assert (weakest_grown >= strongest_left).all()
-            assert (score[~old] > 0).any()  # the gradient is dense: not zero where the mask is
-            weight, (m, v) = rows(net.layers[k].weight), getattr(agent, f"{name}_opt").moments(net.layers[k].weight)
-            assert (weight[grown] == 0).all() and (rows(m)[grown] == 0).all() and (rows(v)[grown] == 0).all()
-    assert grew_somewhere
-
-
-def test_pruning_removes_only_connections_of_dormant_units_and_fewer_than_grown():
-    agent = make((0, 1), review=False)
-    fill(agent)
-    with torch.no_grad():
+            raw = agent.actor(obs)
+        assert torch.equal(agent.actor(obs), raw)
         agent.critic.layers[0].bias[0, 0, :, 3] = -100.0  # seed 0, first twin: hidden unit 3 never fires
-    before = masks(agent)
-    _, hidden = rewire(agent, update=50)
-    dormant = [dormant_units(h, agent.config.dormant_tau) for h in hidden["critic"]]
+    agent.updates = 10  # a quarter of the span: a large growth step
+    before, batch = masks(agent), agent.sample()
+    weights = {k: rows(agent.critic.layers[k].weight).clone() for k in agent.topologies["critic"].sparse}
+    counter = agent.topology_rng.state_dict()["counter"].clone()
+    grads, hidden = agent.dense_gradients(batch, NETS), agent.hidden_activations(batch)
+    agent.topology_rng.load_state_dict({"counter": counter})  # the step below draws the same target noise
+    agent.topology_step(batch, ["critic"])
+    dormant = [dormant_units(h, 0.0) for h in hidden["critic"]]
     assert dormant[0][0, 0, 3] and not dormant[0][1, 0, 3]
-    for k in agent.topologies["critic"].sparse_layers():
-        touches = torch.zeros_like(before["critic"][k])
-        if k > 0:
-            touches |= dormant[k - 1].unsqueeze(-1)
-        if k < len(dormant):
-            touches |= dormant[k].unsqueeze(-2)
-        old, new = rows(before["critic"][k]), rows(agent.critic.layers[k].mask.bool())
-        pruned, grown = old & ~new, new & ~old
-        assert not (pruned & ~rows(touches)).any()
-        assert (pruned.sum(dim=-1) < grown.sum(dim=-1)).all()
-    outgoing = before["critic"][1][0, 0, 3]  # the dead unit's outgoing connections (layer 1's target is not dense)
-    assert outgoing.any() and not (outgoing & agent.critic.layers[1].mask[0, 0, 3].bool()).any()
-    assert agent.topologies["critic"].pruned[0] > 0
+    topology = agent.topologies["critic"]
+    for k in topology.sparse:
+        old, new = before["critic"][k], rows(agent.critic.layers[k].mask).bool()
+        grown, pruned, score = new & ~old, old & ~new, rows(grads["critic"][k]).abs()
+        assert grown.any() and pruned.any()
+        weakest_grown = torch.where(grown, score, math.inf).amin(dim=-1)
+        strongest_left = torch.where(new | old, -math.inf, score).amax(dim=-1)
+        assert (weakest_grown >= strongest_left).all()  # RigL: the largest dense-gradient magnitudes among inactive ones
+        first = topology.dormant_connections(k, dormant)
+        kept_dormant = (old & ~pruned & first).any(dim=-1)
+        pruned_other = (pruned & ~first).any(dim=-1)
+        assert not (kept_dormant & pruned_other).any()  # dormant units' connections go first
+        magnitude = weights[k].abs()
+        largest_pruned = torch.where(pruned & ~first, magnitude, -math.inf).amax(dim=-1)
+        smallest_kept = torch.where(old & ~pruned & ~first, magnitude, math.inf).amin(dim=-1)
+        assert (largest_pruned <= smallest_kept).all()  # then the smallest |w|
+        m, v = agent.critic_opt.moments(agent.critic.layers[k].weight)
+        for tensor in (rows(agent.critic.layers[k].weight), rows(m), rows(v)):
+            assert (tensor[grown] == 0).all() and (tensor[pruned] == 0).all()  # new and gone: weight 0, moments 0
+    outgoing = before["critic"][1][0, 0, 3 * 32 : 4 * 32]  # the dead unit's outgoing connections, all pruned
+    assert outgoing.any() and not rows(agent.critic.layers[1].mask).bool()[0, 0, 3 * 32 : 4 * 32].any()
 
 
-def test_growth_stops_at_the_target_density_then_density_stays_constant_and_masked_weights_stay_zero():
-    agent = make((0, 1), topology_every=5, review=False)
-    data = list(transitions(2, 120))
-    for t in data[:60]:
+def test_after_the_span_density_stays_constant_while_connections_are_swapped_and_masked_weights_stay_zero():
+    agent = make((0, 1), topology_every=5, growth_updates=40, review=False)
+    data = list(transitions(2, 200))
+    for t in data[:100]:
         agent.observe(t)
     for topology in agent.topologies.values():
         assert not topology.growing.any()
-        for k in topology.sparse_layers():
-            assert (rows(topology.layers[k].mask).sum(dim=-1) == topology.target_counts[k]).all()
-    swapped = {name: topology.grown.clone() for name, topology in agent.topologies.items()}
+        for k in topology.sparse:
+            assert (topology.active(k) == topology.target_counts[k]).all()
+    swapped = {name: (t.grown.clone(), t.pruned.clone()) for name, t in agent.topologies.items()}
     fixed = {name: density(getattr(agent, name)) for name in NETS}
-    for t in data[60:]:
+    for t in data[100:]:
         agent.observe(t)
     for name, topology in agent.topologies.items():
         assert torch.equal(density(getattr(agent, name)), fixed[name])
-        assert (topology.grown > swapped[name]).all()  # prune-and-regrow goes on at constant density
-        optimizer = getattr(agent, f"{name}_opt")
-        assert any((layer.mask == 0).any() for layer in getattr(agent, name).layers)
-        for layer, tracked in zip(getattr(agent, name).layers, getattr(agent, f"{name}_target").layers, strict=True):
+        grown, pruned = topology.grown - swapped[name][0], topology.pruned - swapped[name][1]
+        assert (grown > 0).all() and torch.equal(grown, pruned)  # prune-and-regrow goes on, as many in as out
+        optimizer, masked = getattr(agent, f"{name}_opt"), 0
+        for k in topology.sparse:
+            layer, tracked = getattr(agent, name).layers[k], getattr(agent, f"{name}_target").layers[k]
             off = layer.mask == 0  # masked weights stay exactly 0, online and target, with zero Adam moments
             assert not layer.weight[off].any() and not tracked.weight[off].any()
             assert not any(moment[off].any() for moment in optimizer.moments(layer.weight))
+            masked += int(off.sum())
+        assert masked > 0
 
 
 def test_ablations_switch_off_their_mechanism():
     assert get_method("ne_no_growth")[1]().grow is False and get_method("ne_no_prune")[1]().prune is False
     assert get_method("ne_no_review")[1]().review is False
-    frozen, unpruned = make(grow=False), make(prune=False)
-    for agent in (frozen, unpruned):
-        for t in transitions(2, 50):
+    frozen, unpruned, quiet = make(grow=False, growth_updates=30), make(prune=False, growth_updates=30), make(review=False)
+    for agent in (frozen, unpruned, quiet):
+        for t in transitions(2, 80):
             agent.observe(t)
     for name in NETS:
-        assert (frozen.topologies[name].grown == 0).all() and (density(getattr(frozen, name)) <= 0.2005).all()
+        assert (frozen.topologies[name].grown == 0).all() and (frozen.topologies[name].pruned == 0).all()
+        assert torch.allclose(density(getattr(frozen, name)), torch.tensor(0.2), atol=0.005)
         assert (unpruned.topologies[name].pruned == 0).all() and (unpruned.topologies[name].grown > 0).all()
-    with pytest.raises(ConfigError, match="target_density"):
-        make(initial_density=0.8, target_density=0.5)
+    assert quiet.diagnostics()["review_batches"].eq(0).all()
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(initial_density=0.8, target_density=0.5), "target_density"),
+        (dict(growth_schedule="linear"), "growth_schedule='linear'"),
+        (dict(review_gate="always"), "review_gate"),
+        (dict(prune_ratio=1.0), "prune_ratio"),
+        (dict(growth_fraction=0.0), "growth_fraction"),
+        (dict(review_window=0), "review_window"),
+    ],
+)
+def test_bad_settings_are_refused_when_the_config_is_made(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        NEConfig(**overrides)
 
 
 def test_review_batches_come_from_the_oldest_slice_of_each_seeds_own_buffer():
@@ -182,55 +226,110 @@ def test_review_batches_come_from_the_oldest_slice_of_each_seeds_own_buffer():
         drawn = agent.sample()["obs"][..., 0]
         assert drawn[0].max() < 30  # oldest 30% of 100
         assert drawn[1].max() >= 30
+    assert agent.diagnostics()["review_batches"].tolist() == [1.0, 0.0]
 
 
-def test_review_turns_on_when_the_dormant_ratio_stops_changing_and_off_when_it_moves():
-    agent = make((0, 1))
-    settling = [0.5, 0.3, 0.2, 0.15, 0.13, 0.12, 0.12, 0.12]
-    speeding = [0.5, 0.49, 0.47, 0.43, 0.35, 0.2, 0.0, 0.4]
-    for a, b in zip(settling, speeding, strict=True):
-        agent.track_dormant(torch.tensor([a, b]))
-    assert agent.reviewing.tolist() == [True, False]
-    agent.track_dormant(torch.tensor([0.6, 0.4]))  # seed 0's dormant ratio jumps
-    assert not agent.reviewing[0]
+def test_the_dormant_stall_trigger_turns_on_and_off_exactly_as_its_rule_says():
+    trigger = DormantStallTrigger(n_seeds=1, window=2, threshold=0.5, device=torch.device("cpu"))
+    ratios = [0.5, 0.4, 0.2, 0.1, 0.08, 0.07, 0.07, 0.3, 0.3, 0.3]
+    # r_k = |d_k - d_{k-2}| / 2 from k = 2: 0.15, 0.15, 0.06, 0.015, 0.005, 0.115, 0.115, 0; fastest 0.15, threshold 0.075
+    expected = [False, False, False, False, True, True, True, False, False, True]
+    assert [bool(trigger.measure(torch.tensor([d]))[0]) for d in ratios] == expected
+    assert float(trigger.rate[0]) == 0.0 and math.isclose(float(trigger.fastest[0]), 0.15, rel_tol=1e-6)
+    still = DormantStallTrigger(n_seeds=1, window=2, threshold=0.5, device=torch.device("cpu"))
+    assert not any(bool(still.measure(torch.tensor([0.1]))[0]) for _ in range(6))  # a ratio that never moved has not stalled
+
+
+def test_the_public_gate_reviews_below_the_awaken_level_with_its_logistic_probability():
+    active = torch.tensor([0.45, 0.39, 0.39, 0.1, 0.1, 0.0])
+    coin = torch.tensor([0.99, 0.60, 0.30, 0.55, 0.45, 0.474])
+    gate = 1 / (1 + 0.9 * torch.exp(0.4 - active))  # 0.44 at a = 0.39, 0.45 at 0.1, 0.43 at 0
+    assert active_fraction_gate(active, coin, 0.4, 0.9).tolist() == [False, True, False, True, False, True]
+    below = active < 0.4
+    assert ((1 - gate[below]) > 0.47).all() and ((1 - gate[below]) < 0.58).all()  # the review probability
+
+
+def test_ne_public_builds_the_public_networks_and_configuration():
+    cheetah = MethodSpec(17, 6, "continuous", (0,), 1, 10_000, torch.device("cpu"))  # HalfCheetah's sizes
+    agent = NE(NEPublicConfig(), cheetah)
+    assert [(layer.in_features, layer.out_features) for layer in agent.critic.layers] == [(23, 256), (256, 256), (256, 256), (256, 1)]
+    assert list(agent.critic.norms) == ["2"] and agent.critic.norms["2"].weight.shape == (1, 2, 1, 256)  # before the third ReLU
+    assert [(layer.in_features, layer.out_features) for layer in agent.actor.layers] == [(17, 256), (256, 256), (256, 6)]
+    assert not agent.actor.norms
+    critic, actor = agent.topologies["critic"], agent.topologies["actor"]
+    assert critic.sparse == [0, 1, 2] and actor.sparse == [1]  # Erdos-Renyi at 0.2 makes the others dense
+    for topology in (critic, actor):  # the public budget: LayerNorm gains count as dense weights
+        assert abs(float(topology.density()[0]) - 0.2) < 1e-3
+        dense = sum(n for k, n in enumerate(topology.sizes) if k not in topology.sparse) + topology.gains
+        used = sum(topology.initial_counts[k] for k in topology.sparse) + dense
+        assert abs(used - 0.2 * (sum(topology.sizes) + topology.gains)) < len(topology.sparse)
+    shares = [critic.initial_counts[k] / critic.sizes[k] / ((23 + 256) / (23 * 256) if k == 0 else 512 / 65536) for k in critic.sparse]
+    assert max(shares) - min(shares) < 1e-3  # one epsilon for every sparse layer
+    config = agent.config
+    assert (config.growth_schedule, config.review_gate, config.prune_order) == ("constant", "active_fraction", "magnitude")
+    assert (config.halve_batch_below, config.restart_adam_steps, config.regrow_pruned, config.constant_growth) == (0.36, True, True, 0.008)
+    td3 = get_method("td3")[1]()
+    assert td3.critic_hidden == [256, 256] and td3.critic_layer_norm == []  # other methods keep TD3's networks
+    assert get_method("ne")[1]().critic_hidden == [256, 256]
+
+
+def test_ne_public_grows_at_the_constant_pace_restarts_adam_steps_and_halves_batches():
+    overrides = dict(critic_hidden=[32, 32, 32], halve_batch_below=1.0, review_active_below=1.0)  # halve always, gate open
+    agent = make((0, 1), config=NEPublicConfig, **overrides)
+    fill(agent)
+    drawn = agent.sample()["obs"]
+    assert torch.equal(drawn[:, :8], drawn[:, 8:])  # the first half, each transition twice
+    agent.diagnostics()  # closes the window
+    for _ in range(40):
+        agent.sample()
+    gate = 1 / (1 + 0.9 * torch.exp(1.0 - agent.critic_activity))
+    share = agent.diagnostics()["review_batches"]
+    assert ((share - (1 - gate)).abs() < 0.25).all() and (share > 0).all()  # about the gate's review probability
+    topology, optimizer = agent.topologies["critic"], agent.critic_opt
+    before = {k: topology.active(k) for k in topology.sparse}
+    agent.critic_opt.sparse_group.steps.fill_(7.0)
+    agent.updates = 10
+    agent.topology_step(agent.sample(), ["critic"])
+    assert (optimizer.sparse_group.steps == 0).all() and (optimizer.groups[1].steps == 0).all()  # both were 0 or restarted
+    grew = 0
+    for k in topology.sparse:  # floor(0.008 x (0.8 N - initial)) grown, floor(0.4 x that) pruned, in every layer
+        grown = int(0.008 * (topology.sizes[k] * 0.8 - topology.initial_counts[k]))
+        assert (topology.active(k) - before[k] == grown - int(0.4 * grown)).all(), k
+        grew += grown
+    assert grew > 0
 
 
 def test_a_seed_trains_and_rewires_the_same_alone_and_inside_a_batch(cpu_threads):
-    overrides = dict(review_threshold=10.0)  # review on from the third topology change, so review batches are drawn
-    batch, alone = make((4, 5, 6), **overrides), make((5,), **overrides)
-    data = list(transitions(3, 70))
-    for t in data:
-        batch.observe(t)
-        alone.observe(Transition(**{k: (v[1:2] if isinstance(v, torch.Tensor) else v) for k, v in vars(t).items()}))
-    assert batch.updates == alone.updates > 50 and batch.reviewing[1] and batch.review_plan[1].any()
-    for name in NETS:
-        for a, b in zip(getattr(alone, name).layers, getattr(batch, name).layers, strict=True):
-            assert torch.equal(a.mask[0], b.mask[1])
-        for a, b in zip(alone.modules()[name].parameters(), batch.modules()[name].parameters(), strict=True):
-            torch.testing.assert_close(a[0], b[1], rtol=1e-5, atol=1e-6)
-        assert alone.topologies[name].grown[0] == batch.topologies[name].grown[1]
-    assert torch.equal(alone.review_plan[0], batch.review_plan[1])
+    overrides = dict(topology_every=5, review_window=2, review_threshold=10.0, growth_updates=30)  # review on early
+    alone, batch = assert_seed_independent(lambda seeds: make(seeds, **overrides))
+    assert batch.trigger.on[1] and batch.topologies["critic"].grown[1] > 0 and not batch.topologies["critic"].growing[1]
+    public = dict(topology_every=5, critic_hidden=[32, 32, 32], review_active_below=1.0)  # the gate always open
+    assert_seed_independent(lambda seeds: make(seeds, config=NEPublicConfig, **public))
 
 
 def test_checkpoint_round_trip_continues_identically():
-    first = make((0, 1), review_threshold=10.0)
-    data = list(transitions(2, 80))
-    for t in data[:45]:
-        first.observe(t)
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
-    second = make((0, 1), review_threshold=10.0)
-    second.load_state_dict(torch.load(buffer))
-    for t in data[45:]:
-        first.observe(t)
-        second.observe(t)
-    for name in NETS:
-        for a, b in zip(first.modules()[name].parameters(), second.modules()[name].parameters(), strict=True):
-            assert torch.equal(a, b)
-        for a, b in zip(getattr(first, name).layers, getattr(second, name).layers, strict=True):
-            assert torch.equal(a.mask, b.mask)
-        assert torch.equal(first.topologies[name].grown, second.topologies[name].grown)
-    assert torch.equal(first.review_plan, second.review_plan) and first.measurements == second.measurements
-    diagnostics = second.diagnostics()
-    assert {"actor_density", "critic_grown", "critic_pruned", "critic_growing", "review"} <= set(diagnostics)
+    assert_round_trip(lambda seeds: make(seeds, topology_every=5, review_window=2, review_threshold=10.0, growth_updates=30))
+    assert_round_trip(lambda seeds: make(seeds, config=NEPublicConfig, topology_every=5, critic_hidden=[32, 32, 32]))
+
+
+def test_diagnostics_count_connections_and_review_batches_since_the_last_evaluation():
+    agent = make((0, 1), topology_every=5, review_window=2, review_threshold=10.0, growth_updates=60)
+    data = list(transitions(2, 120))
+    for t in data[:50]:
+        agent.observe(t)
+    first = agent.diagnostics()
+    totals = {name: (t.grown.clone(), t.pruned.clone()) for name, t in agent.topologies.items()}
+    for t in data[50:]:
+        agent.observe(t)
+    second = agent.diagnostics()
+    for name, topology in agent.topologies.items():
+        assert torch.equal(first[f"{name}_grown"], totals[name][0]) and (first[f"{name}_grown"] > 0).all()
+        assert torch.equal(second[f"{name}_grown"], topology.grown - totals[name][0])
+        assert torch.equal(second[f"{name}_pruned"], topology.pruned - totals[name][1])
+    assert ((second["review_batches"] > 0) & (second["review_batches"] < 1)).all()  # about half the batches once review is on
+    assert {"actor_density", "critic_density", "review", "review_signal", "review_threshold", "critic_growing"} <= set(second)
+
+
+def test_the_command_line_lists_ne_public(capsys):
+    assert main(["list"]) == 0
+    assert "ne_public" in capsys.readouterr().out
