@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(overrides: list[str]) -> int:
     from cyclic_bench.config import plan_run, sweep_jobs
-    from cyclic_bench.run import resume, train
+    from cyclic_bench.run import check_run, resume, train
 
     settings = _typed_settings([o for o in overrides if not o.startswith(("hydra", "-"))])
     if "resume" in settings:
@@ -87,9 +87,11 @@ def run_command(overrides: list[str]) -> int:
         summary = train(config, run_dir)
         _print_finished([summary], [run_dir])
         return 0
-    multirun = any(o in ("-m", "--multirun") for o in flags)
-    for job in sweep_jobs([o for o in overrides if not o.startswith("-")]) if multirun else [overrides]:
-        plan_run(compose_config(job))  # reports a bad value on one line before hydra starts
+    if any(o in ("-m", "--multirun") for o in flags):
+        for job in sweep_jobs([o for o in overrides if not o.startswith("-")]):
+            check_run(compose_config(job))  # a bad job is one line before hydra starts any, and makes no folder
+    else:
+        plan_run(compose_config(overrides))  # hydra only prints (--cfg, --help, ...): the values are still checked
     hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
     sys.argv = ["cyclic-bench run", *flags, *hydra_args, *(o for o in overrides if not o.startswith("-"))]
     _hydra_run()

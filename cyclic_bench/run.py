@@ -56,6 +56,16 @@ def open_run_folder(directory: RunDir, config: DictConfig, device) -> None:
         write_text(directory.file("config.yaml"), OmegaConf.to_yaml(record))
 
 
+def check_run(config: DictConfig) -> None:
+    """Everything `train` checks before it writes (values, the method against the stream), on one seed on the CPU:
+    cheap, for the jobs of a sweep before hydra makes their folders."""
+    one_seed = config.copy()
+    one_seed.seeds, one_seed.device = 1, "cpu"
+    plan = plan_run(one_seed)
+    Engine(plan.stream, plan.build_method(), RunDir(""), EngineOptions(plan.checkpoint_every, False, one_seed.env_workers))
+    plan_run(config)  # the device and seed count as given
+
+
 def storage_error(directory: RunDir, error: OSError, checkpoint_step: int | None) -> StorageError:
     """One line: what could not be written, and what of the run is safe."""
     resume = f"`cyclic-bench run resume={directory.path}`"

@@ -89,3 +89,17 @@ def test_the_real_command_prints_one_line_and_no_traceback(tmp_path, overrides):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert overrides[0] in one_line(done.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("sweep", "named"),
+    [
+        (["seeds=1,0"], "seeds=0 is not allowed"),
+        (["method=hebbian", "method.population=10,64"], "it must be a multiple of the method's 64 environments per seed"),
+    ],
+)
+def test_a_bad_job_of_a_sweep_is_refused_before_hydra_starts_any(tmp_path, monkeypatch, capsys, sweep, named):
+    monkeypatch.chdir(tmp_path)  # hydra's sweep folder would appear here
+    assert main(["run", "-m", "protocol.size=smoke", "progress=false", *sweep]) == 2
+    assert named in one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
