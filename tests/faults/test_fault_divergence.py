@@ -96,10 +96,10 @@ def test_one_diverging_seed_leaves_the_others_bit_identical(tmp_path, monkeypatc
         assert " (1 failed)" in str(document(board))  # beside the row's seed count
 
 
-SMALL = {  # settings that make every method small and quick, where it has them
-    "actor_hidden": [16, 16],
-    "critic_hidden": [16, 16],
-    "hidden": [8, 8],
+SMALL = {  # settings that make every method small and quick, where it has them (networks keep their depth)
+    "actor_hidden": 16,
+    "critic_hidden": 16,
+    "hidden": 8,
     "batch_size": 8,
     "population": 2,
     "probe_steps": 4,
@@ -115,7 +115,9 @@ def small_plan(name: str):
     fields = {f.name for f in dataclasses.fields(get_method(name)[1])}
     continuous = "continuous" in get_method(name)[0].action_kinds
     protocol = ["protocol=cyclic_mujoco", "protocol.warmup_steps=0", "protocol.max_episode_steps=10"] if continuous else ["protocol=bandit"]
-    settings = [f"method.{k}={v}".replace(" ", "") for k, v in SMALL.items() if k in fields]
+    defaults = get_method(name)[1]()
+    small = {k: [v] * len(getattr(defaults, k)) if k.endswith("hidden") else v for k, v in SMALL.items() if k in fields}
+    settings = [f"method.{k}={v}".replace(" ", "") for k, v in small.items()]
     return plan_run(compose_config([f"method={name}", *protocol, "protocol.size=smoke", "seeds=3", *settings]))
 
 
