@@ -179,24 +179,64 @@ def _parse(override: str):
 
 
 def quickstart(seeds: int, size: str, out: Path) -> int:
-    """Train each quick-start method on `cyclic_mujoco` of `size`, print the per-method, per-task table, then build a
-    small leaderboard of the runs (ranking with intervals, plots, README.md and index.html) under `<out>/<time>/board`."""
+    """Train each quick-start method on `cyclic_mujoco` of `size`, build a small leaderboard of the runs (ranking with
+    intervals, plots, README.md and index.html) under `<out>/<time>/board`, and print what each method learned on
+    each task and kept of it to the end of the stream."""
     from cyclic_bench.board.build import build_board
     from cyclic_bench.run import train
 
     base = out / datetime.now().strftime("%Y%m%d-%H%M%S")
-    summaries, run_dirs = [], []
+    run_dirs = []
     for method in QUICKSTART_METHODS:
         print(f"== {method}: {seeds} seeds on cyclic_mujoco size={size}, 64-unit networks", flush=True)
         config = compose_config(
             [f"method={method}", "protocol=cyclic_mujoco", f"protocol.size={size}", f"seeds={seeds}", *QUICKSTART_NETWORKS]
         )
         run_dirs.append(base / method)
-        summaries.append(train(config, run_dirs[-1]))
-    _print_finished(summaries, run_dirs)
+        train(config, run_dirs[-1])
+    board, folder = build_board(run_dirs, base / "board")
+    print("\n" + _learned_and_kept(folder))
+    for run_dir in run_dirs:
+        print(f"run files: {run_dir.resolve()}  (evaluations.csv, diagnostics.csv, summary.json, config.yaml)")
     print("\n== leaderboard of these runs (rliable: IQM of the final scores, 95% stratified-bootstrap intervals)", flush=True)
-    _print_board(*build_board(run_dirs, base / "board"))
+    _print_board(board, folder)
     return 0
+
+
+def _learned_and_kept(board_folder: Path) -> str:
+    """Per method and task: the score at the end of the task's last training visit and at the end of the stream, with
+    what 0 and 1 mean, for a reader who has never seen the suite."""
+    from cyclic_bench.board import scores as sc
+    from cyclic_bench.board.build import collect_entries, normalization
+    from cyclic_bench.run import mean_interval
+
+    entries = sorted(collect_entries([board_folder / "entries"]), key=lambda e: QUICKSTART_METHODS.index(e["method"]))
+    ends = normalization(entries[0]["config"])
+    lines = ["What you are looking at: each task's return, normalised so that"]
+    for task, e in ends.items():
+        lines.append(f"  {task}: 0 = return {e['random_return']:.1f}: {e['random_source']};")
+        lines.append(f"  {' ' * len(task)}  1 = return {e['reference_return']:.1f}: {e['reference_source']}")
+    lines += [
+        "learned: the score on a task at the end of its own (last) training visit; kept: at the end of the stream, after the",
+        "tasks trained later. Mean over seeds [95% bootstrap interval]; an interval above 0 means every seed beats a random policy.",
+        "",
+        f"{'method':<14} {'task':<18} {'learned':<24} {'kept':<24}",
+    ]
+    for entry in entries:
+        row = sc.row_from_entry(entry)
+        final = sc.final_scores(row)
+        for i, task in enumerate(row.tasks):
+            end = row.score[:, sc.eval_index(row, sc.visit_end_step(row, row.stream["cycles"] - 1, i)), i]
+            learned, kept = (_interval_text(mean_interval(list(v))) for v in (end, final[:, i]))
+            lines.append(f"{row.label:<14} {task:<18} {learned:<24} {kept:<24}")
+    return "\n".join(lines)
+
+
+def _interval_text(triple: tuple[float, float, float]) -> str:
+    from math import isnan
+
+    mean, low, high = triple
+    return f"{mean:.2f}" if isnan(low) else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 # ---- leaderboards ---------------------------------------------------------------------------------------------
@@ -205,14 +245,15 @@ def add_board_parser(commands) -> None:
     actions = board.add_subparsers(dest="board_command", required=True)
     build = actions.add_parser("build", help="a leaderboard from run directories and/or entries of one protocol")
     build.add_argument("inputs", nargs="+", help="run directories, folders of runs, entry files (.json) or folders of entries")
-    build.add_argument("--out", help="board folder (default leaderboards/<protocol>/<size>)")
+    build.add_argument("--out", help="board folder (default: the board folder given as input, else leaderboards/<protocol>/<size>)")
+    # settings left out are taken from the board.json already in the folder written (a rebuild keeps them), else the defaults
     build.add_argument("--baseline", help="row the others are compared with (default td3 if present, else the first)")
-    build.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
-    build.add_argument("--bootstrap-seed", type=int, default=0, help="numpy seed set before every rliable call (default 0)")
-    build.add_argument("--last", type=int, default=1, help="final evaluations averaged into the final score (default 1)")
-    build.add_argument("--tolerance", type=float, default=0.1, help="recovery: relative distance to the pre-event score (default 0.1)")
-    build.add_argument("--target-seeds", type=int, default=30, help="rows with fewer seeds are flagged (default 30)")
-    build.add_argument("--score", default="final", help="ranked score matrix: final (end of the stream) or auc (whole stream)")
+    build.add_argument("--reps", type=int, help="bootstrap resamples per interval (default 2000)")
+    build.add_argument("--bootstrap-seed", dest="seed", type=int, help="numpy seed set before every rliable call (default 0)")
+    build.add_argument("--last", type=int, help="final evaluations averaged into the final score (default 1)")
+    build.add_argument("--tolerance", type=float, help="recovery: relative distance to the pre-event score (default 0.1)")
+    build.add_argument("--target-seeds", type=int, help="rows with fewer seeds are flagged (default 30)")
+    build.add_argument("--score", help="ranked score matrix: final (end of the stream, default) or auc (whole stream)")
     submit = actions.add_parser("submit", help="a leaderboard entry from one method's run directories")
     submit.add_argument("runs", nargs="+", help="the run directories (shards with disjoint seeds; single-task reference runs)")
     submit.add_argument("--label", help="the entry's name on the board (default the method name)")
@@ -231,10 +272,8 @@ def board_command(args) -> int:
     from cyclic_bench.board.reproduce import report_text, reproduce
 
     if args.board_command == "build":
-        options = BoardOptions(
-            args.reps, args.bootstrap_seed, args.last, args.baseline, args.tolerance, args.target_seeds, score=args.score
-        )
-        _print_board(*build_board(args.inputs, args.out, options))
+        given = {name: getattr(args, name) for name in BoardOptions.fields() if getattr(args, name, None) is not None}
+        _print_board(*build_board(args.inputs, args.out, given))
         return 0
     if args.board_command == "submit":
         groups = group_runs(args.runs)

@@ -27,13 +27,16 @@ back_right are the two front legs (x > 0) and front_right and back_left the two 
     back_right   right_back_leg      hip_4, ankle_4    (+0.2, -0.2)
 
 Observations leave out the contact forces (Ant of `cyclic_mujoco`, as most TD3 work does).
-Normalised score = (return - random) / (reference - random):
-- `random`: mean return of uniformly random actions over 100 full-length (1000-step) episodes per morphology,
-  measured by the suite (standard errors beside RANDOM_RETURNS) with `cyclic-bench random-returns
-  protocol=ant_morphology protocol.size=full 'protocol.held_out=[]' episodes=100 'protocol.train=[<all nine>]'`
-  (the command measures trained morphologies only, hence every morphology trained and none held out).
+Normalised score = (return - random) / (reference - random), both at the episode length played
+(`max_episode_steps`; see cyclic_bench/normalization.py):
+- `random`: mean return of uniformly random actions per morphology, measured by the suite at each length a size
+  plays (RANDOM_RETURNS; 100 episodes each) with `cyclic-bench random-returns protocol=ant_morphology
+  protocol.size=SIZE 'protocol.held_out=[]' episodes=100 'protocol.train=[<all nine>]'` for SIZE = smoke (50 steps)
+  and full (1000 steps) (the command measures trained morphologies only, hence every morphology trained and none
+  held out); other lengths are interpolated between these.
 - `reference`: TD3's Ant return after 1M steps (Fujimoto et al. 2018, Table 1), the same for every morphology, so
-  a damaged Ant's score says how close it comes to what TD3 reaches on the intact one.
+  a damaged Ant's score says how close it comes to what TD3 reaches on the intact one; scaled to the length played
+  at the same per-step rate.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from cyclic_bench.protocols.cyclic_mujoco import TASKS
 
 from cyclic_bench.envs import GymPool
 from cyclic_bench.errors import require
+from cyclic_bench.normalization import random_return_at, scaled_reference
 from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
@@ -91,19 +95,20 @@ MORPHOLOGIES = {
     **{f"no_{leg}": Morphology(removed=leg) for leg in LEGS},
 }
 
-# Mean random-policy return per morphology, measured 2026-11-23 (see the module docstring; standard error in the comment).
-# Random episodes earn 1 per step alive minus 0.5 * |a|^2 (on average 1.33 per step with 8 motors, 1.0 with 6): short-legged
-# Ants rarely bounce out of the healthy height range, so they live longer and lose more.
+# Random-policy return per morphology and episode length: (mean, standard error, episodes), measured as the module
+# docstring says (1000 steps on 2026-11-23, 50 steps on 2026-12-01). Random episodes earn 1 per step alive minus
+# 0.5 * |a|^2 (on average 1.33 per step with 8 motors, 1.0 with 6): short-legged Ants rarely bounce out of the
+# healthy height range, so they live longer and lose more.
 RANDOM_RETURNS = {
-    "standard": -54.2,  # 9.3
-    "short_front_left": -252.5,  # 14.3
-    "short_front_right": -250.0,  # 14.5
-    "short_back_left": -207.2,  # 15.9
-    "short_back_right": -220.2,  # 15.8
-    "no_front_left": 3.6,  # 2.5
-    "no_front_right": -5.7,  # 2.5
-    "no_back_left": -11.6,  # 2.2
-    "no_back_right": 4.6,  # 2.5
+    "standard": {50: (-14.7, 1.9, 100), 1000: (-54.2, 9.3, 100)},
+    "short_front_left": {50: (-18.8, 1.8, 100), 1000: (-252.5, 14.3, 100)},
+    "short_front_right": {50: (-10.2, 1.8, 100), 1000: (-250.0, 14.5, 100)},
+    "short_back_left": {50: (-11.5, 1.7, 100), 1000: (-207.2, 15.9, 100)},
+    "short_back_right": {50: (-17.3, 1.9, 100), 1000: (-220.2, 15.8, 100)},
+    "no_front_left": {50: (3.3, 1.2, 100), 1000: (3.6, 2.5, 100)},
+    "no_front_right": {50: (-7.9, 1.2, 100), 1000: (-5.7, 2.5, 100)},
+    "no_back_left": {50: (-5.5, 1.3, 100), 1000: (-11.6, 2.2, 100)},
+    "no_back_right": {50: (4.7, 1.3, 100), 1000: (4.6, 2.5, 100)},
 }
 
 SIZES = {
@@ -163,14 +168,16 @@ def make_task(name: str, max_episode_steps: int) -> Task:
     xml = ant_xml(name)
     morphology = MORPHOLOGIES[name]
     make_env = partial(_make_env, xml, max_episode_steps)
+    random_return, random_source = random_return_at(RANDOM_RETURNS[name], max_episode_steps)
     return Task(
         name=name,
         obs_dim=morphology.obs_dim,
         action_dim=morphology.action_dim,
         make_pool=lambda seeds: GymPool(make_env, seeds),
-        random_return=RANDOM_RETURNS[name],
-        reference_return=ANT.reference_return,
-        reference_source=f"{ANT.reference_source} (standard Ant)",
+        random_return=random_return,
+        reference_return=scaled_reference(ANT.reference_return, max_episode_steps),
+        reference_source=f"{ANT.reference_source} (standard Ant), at its per-step rate over {max_episode_steps} steps",
+        random_source=random_source,
     )
 
 
