@@ -42,16 +42,19 @@ class CBPConfig(TD3Config):
     maturity_threshold: int = 100  # steps a unit must live before it may be replaced (1e4 in the paper's PPO runs)
     utility_decay: float = 0.99  # eta: decay rate of the running contribution utility
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rate = self.replacement_rate
+        require(0 <= rate <= 1, f"method.replacement_rate={rate} is not allowed: it must be in [0, 1]")
+        require(self.maturity_threshold >= 0, f"method.maturity_threshold={self.maturity_threshold} is not allowed: it must be >= 0")
+        require(0 <= self.utility_decay < 1, f"method.utility_decay={self.utility_decay} is not allowed: it must be in [0, 1)")
+
 
 @register_method("cbp")
 class ContinualBackprop(TD3):
     Config = CBPConfig
 
     def __init__(self, config: CBPConfig, spec: MethodSpec):
-        rate = config.replacement_rate
-        require(0 <= rate <= 1, f"method.replacement_rate={rate} is not allowed: it must be in [0, 1]")
-        require(config.maturity_threshold >= 0, f"method.maturity_threshold={config.maturity_threshold} is not allowed: it must be >= 0")
-        require(0 <= config.utility_decay < 1, f"method.utility_decay={config.utility_decay} is not allowed: it must be in [0, 1)")
         super().__init__(config, spec)
         self.replace_rng = SeedRNG(spec.seed_ids, stream=REPLACE_STREAM, device=spec.device)
         self.stats = {"actor": unit_stats(self.actor), "critic": unit_stats(self.critic)}  # per hidden layer

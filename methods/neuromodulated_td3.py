@@ -44,6 +44,19 @@ class NeuromodulatedTD3Config(TD3Config):
     lr_gain: float = 1.0  # kappa_lr: learning rate = lr * (1 + kappa_lr * surprise share)
     noise_gain: float = 1.0  # kappa_sigma: exploration noise = exploration_noise * (1 + kappa_sigma * surprise share)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for field in ("expected_rate", "recent_rate"):
+            value = getattr(self, field)
+            require(0 < value <= 1, f"method.{field}={value} is not allowed: it must lie in (0, 1]")
+        require(
+            self.expected_rate < self.recent_rate,
+            f"method.expected_rate={self.expected_rate} is not allowed: it must be below method.recent_rate={self.recent_rate} "
+            "(slow vs fast average)",
+        )
+        for field in ("lr_gain", "noise_gain"):
+            require(getattr(self, field) >= 0, f"method.{field}={getattr(self, field)} is not allowed: it must be >= 0")
+
 
 class SurpriseTracker:
     """Per-seed expected (E) and recent (F) squared TD error, and the surprise share g = max(F - E, 0) / (max(F - E, 0) + E)."""
@@ -84,12 +97,6 @@ class NeuromodulatedTD3(TD3):
     Config = NeuromodulatedTD3Config
 
     def __init__(self, config: NeuromodulatedTD3Config, spec: MethodSpec):
-        for field in ("expected_rate", "recent_rate"):
-            value = getattr(config, field)
-            require(0 < value <= 1, f"method.{field}={value} is not allowed: it must lie in (0, 1]")
-        require(config.expected_rate < config.recent_rate, "method.expected_rate must be below method.recent_rate (slow vs fast average)")
-        for field in ("lr_gain", "noise_gain"):
-            require(getattr(config, field) >= 0, f"method.{field}={getattr(config, field)} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         self.surprise = SurpriseTracker(spec.n_seeds, config.expected_rate, config.recent_rate, spec.device)
 

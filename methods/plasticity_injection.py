@@ -45,6 +45,12 @@ class PlasticityInjectionConfig(TD3Config):
     at_task_switch: bool = True  # inject whenever a new task starts, after the first (needs visible task boundaries)
     inject_at: list[int] = field(default_factory=list)  # environment steps per seed at which to inject (the paper: once)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        most = min(len(self.actor_hidden), len(self.critic_hidden)) + 1
+        require(1 <= self.head_layers <= most, f"method.head_layers={self.head_layers} is not allowed: it must be in [1, {most}]")
+        require(all(step > 0 for step in self.inject_at), f"method.inject_at={self.inject_at} is not allowed: steps must be > 0")
+
 
 class InjectedMLP(nn.Module):
     """A BatchedMLP (`base`) whose head, its last `head_layers` layers, plasticity injection can extend."""
@@ -106,9 +112,6 @@ class PlasticityInjection(TD3):
     Config = PlasticityInjectionConfig
 
     def __init__(self, config: PlasticityInjectionConfig, spec: MethodSpec):
-        most = min(len(config.actor_hidden), len(config.critic_hidden)) + 1
-        require(1 <= config.head_layers <= most, f"method.head_layers={config.head_layers} is not allowed: it must be in [1, {most}]")
-        require(all(step > 0 for step in config.inject_at), f"method.inject_at={config.inject_at} is not allowed: steps must be > 0")
         super().__init__(config, spec)
         self.actor, self.actor_target = InjectedMLP(self.actor, config.head_layers), InjectedMLP(self.actor_target, config.head_layers)
         self.critic, self.critic_target = InjectedMLP(self.critic, config.head_layers), InjectedMLP(self.critic_target, config.head_layers)

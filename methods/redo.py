@@ -34,14 +34,17 @@ class ReDoConfig(TD3Config):
     redo_every: int = 1000  # gradient updates between dormant-unit checks (the PyTorch port's period)
     redo_tau: float = 0.1  # a unit is dormant when its ReDo score is <= tau (paper: 0.1; 0.025 in some settings)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.redo_every > 0, f"method.redo_every={self.redo_every} is not allowed: it must be > 0")
+        require(self.redo_tau >= 0, f"method.redo_tau={self.redo_tau} is not allowed: it must be >= 0")
+
 
 @register_method("redo")
 class ReDo(TD3):
     Config = ReDoConfig
 
     def __init__(self, config: ReDoConfig, spec: MethodSpec):
-        require(config.redo_every > 0, f"method.redo_every={config.redo_every} is not allowed: it must be > 0")
-        require(config.redo_tau >= 0, f"method.redo_tau={config.redo_tau} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         self.recycled = {name: torch.zeros(spec.n_seeds, device=spec.device) for name in ("actor", "critic")}  # units, so far
 

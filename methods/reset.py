@@ -26,6 +26,11 @@ class ResetConfig(TD3Config):
     at_task_switch: bool = False  # also reset when a new task starts (needs visible task boundaries)
     layers: str = "all"  # "all" layers or only the "last" (output) layer of each network
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.layers in LAYER_CHOICES, f"method.layers={self.layers!r} is not allowed; allowed: {', '.join(LAYER_CHOICES)}")
+        require(self.reset_every >= 0, f"method.reset_every={self.reset_every} is not allowed: it must be >= 0")
+
 
 @register_method("reset_switch", ResetConfig, reset_every=0, at_task_switch=True)
 @register_method("reset")
@@ -33,8 +38,6 @@ class Reset(TD3):
     Config = ResetConfig
 
     def __init__(self, config: ResetConfig, spec: MethodSpec):
-        require(config.layers in LAYER_CHOICES, f"method.layers={config.layers!r} is not allowed; allowed: {', '.join(LAYER_CHOICES)}")
-        require(config.reset_every >= 0, f"method.reset_every={config.reset_every} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         self.steps_seen = 0
         self.resets = 0

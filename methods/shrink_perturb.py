@@ -39,16 +39,19 @@ class ShrinkPerturbConfig(TD3Config):
     every: int = 200_000  # gradient updates between applications; 1 = after every update; 0 = never
     at_task_switch: bool = False  # also apply when a new task starts (needs visible task boundaries)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.noise in NOISE_CHOICES, f"method.noise={self.noise!r} is not allowed; allowed: {', '.join(NOISE_CHOICES)}")
+        require(self.every >= 0, f"method.every={self.every} is not allowed: it must be >= 0")
+        require(0 <= self.shrink <= 1, f"method.shrink={self.shrink} is not allowed: it must be in [0, 1]")
+        require(self.perturb >= 0, f"method.perturb={self.perturb} is not allowed: it must be >= 0")
+
 
 @register_method("shrink_perturb")
 class ShrinkPerturb(TD3):
     Config = ShrinkPerturbConfig
 
     def __init__(self, config: ShrinkPerturbConfig, spec: MethodSpec):
-        require(config.noise in NOISE_CHOICES, f"method.noise={config.noise!r} is not allowed; allowed: {', '.join(NOISE_CHOICES)}")
-        require(config.every >= 0, f"method.every={config.every} is not allowed: it must be >= 0")
-        require(0 <= config.shrink <= 1, f"method.shrink={config.shrink} is not allowed: it must be in [0, 1]")
-        require(config.perturb >= 0, f"method.perturb={config.perturb} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         self.perturb_rng = SeedRNG(spec.seed_ids, stream=PERTURB_STREAM, device=spec.device)
         self.applied = torch.zeros(spec.n_seeds, device=spec.device)  # applications so far, per seed

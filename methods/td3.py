@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cyclic_bench.errors import integer, layer_indices, layer_sizes, number, require, require_settings
 from cyclic_bench.method import Method, MethodSpec, Transition
 from cyclic_bench.nn import BatchedMLP, SeedAdam, seed_view
 from cyclic_bench.plasticity import clone_parameters, gradient_norm, network_diagnostics
@@ -39,6 +40,32 @@ class TD3Config:
     exploration_noise: float = 0.1  # std of the Gaussian noise on training actions
     buffer_size: int = 1_000_000  # replay capacity per seed (capped at the stream's length)
     updates_per_step: int = 1  # gradient updates per environment step
+
+    def __post_init__(self) -> None:
+        require_settings(
+            "method",
+            self,
+            {
+                "actor_hidden": layer_sizes(),
+                "critic_hidden": layer_sizes(),
+                "lr": number(0, low_open=True),
+                "batch_size": integer(1),
+                "gamma": number(0, 1),
+                "tau": number(0, 1, low_open=True),
+                "policy_noise": number(0),
+                "noise_clip": number(0),
+                "policy_delay": integer(1),
+                "exploration_noise": number(0),
+                "buffer_size": integer(1),
+                "updates_per_step": integer(1),
+            },
+        )
+        hidden_layers = {"actor_layer_norm": len(self.actor_hidden), "critic_layer_norm": len(self.critic_hidden)}
+        require_settings("method", self, {name: layer_indices(layers) for name, layers in hidden_layers.items()})
+        require(
+            self.buffer_size >= self.batch_size,
+            f"method.buffer_size={self.buffer_size} is not allowed: it must be >= method.batch_size={self.batch_size}",
+        )
 
 
 @register_method("td3")

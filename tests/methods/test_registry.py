@@ -14,7 +14,7 @@ from cyclic_bench.run import train
 
 SMOKE_PROTOCOL = {"continuous": "cyclic_mujoco", "discrete": "bandit"}  # the stream each action kind is tested on
 PLAYER = {"continuous": "td3", "discrete": "epsilon_greedy"}  # the method each protocol is tested with
-SMALL_NETWORKS = ["method.actor_hidden=[32,32]", "method.critic_hidden=[32,32]"]  # for methods that have these settings
+SMALL_WIDTH = 32  # hidden width of every network in these tests, for methods that have actor_hidden and critic_hidden
 
 
 def kind_of(method: str) -> str:
@@ -22,8 +22,12 @@ def kind_of(method: str) -> str:
 
 
 def small(method: str) -> list[str]:
-    fields = {f.name for f in dataclasses.fields(get_method(method)[1])}
-    return SMALL_NETWORKS if {"actor_hidden", "critic_hidden"} <= fields else []
+    """Narrow networks of the method's own depth (its layer norms name hidden layers by index)."""
+    config = get_method(method)[1]
+    if not {"actor_hidden", "critic_hidden"} <= {f.name for f in dataclasses.fields(config)}:
+        return []
+    defaults = config()
+    return [f"method.{net}={[SMALL_WIDTH] * len(getattr(defaults, net))}".replace(" ", "") for net in ("actor_hidden", "critic_hidden")]
 
 
 def check_summary(summary: dict, run_dir) -> None:
