@@ -9,6 +9,10 @@ cyclic-bench list                       the registered learners, interventions (
 cyclic-bench board build INPUTS...      a leaderboard (rliable statistics, plots, README.md, index.html) from runs or entries
 cyclic-bench board submit RUN_DIRS...   a leaderboard entry (plain JSON) from a method's run directories (shards merged)
 cyclic-bench board reproduce ENTRY      re-run seeds of an entry from its recorded configuration and compare
+
+A single run is checked in full (every value, the folder's lock, the method against the stream) before its folder
+is created; a multirun checks every job's configuration before hydra starts. Errors are one line on stderr: exit
+code 2 for a bad value or input file, 1 when a run's files cannot be written (the line says which checkpoint is safe).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.errors import ConfigError, StorageError, require
 
 RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method_label:}/${now:%Y%m%d-%H%M%S-%f}"  # method_label: redo, redo-sac
 HYDRA_DEFAULTS = {
@@ -62,27 +66,44 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def run_command(overrides: list[str]) -> int:
-    from cyclic_bench.config import plan_run
+    from cyclic_bench.config import plan_run, sweep_jobs
     from cyclic_bench.registry import resolve_method_overrides
-    from cyclic_bench.run import resume
+    from cyclic_bench.run import check_run, resume, train
 
-    settings = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("hydra", "-")))
+    settings = _typed_settings([o for o in overrides if not o.startswith(("hydra", "-"))])
     if "resume" in settings:
-        others = {k: {"true": True, "false": False}.get(v, v) for k, v in settings.items() if k != "resume"}
-        summary = resume(settings["resume"], **others)
-        _print_finished([summary], [Path(settings["resume"])])
+        others = {k: v for k, v in settings.items() if k != "resume"}
+        summary = resume(str(settings["resume"]), **others)
+        _print_finished([summary], [Path(str(settings["resume"]))])
         return 0
-    if not any(o in ("-m", "--multirun") for o in overrides):
-        plan_run(compose_config(overrides))  # reports a bad value on one line before hydra starts
     flags = [o for o in overrides if o.startswith("-")]  # hydra's argparse wants its flags before the overrides
-    overrides = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # method.base -> the pair's node
-    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
-    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *overrides]
+    plain = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # method.base -> the pair's config node
+    if not flags:  # one run: checked in full and started here, so a refusal leaves no folder behind
+        config, run_dir = compose_run(plain)
+        summary = train(config, run_dir)
+        _print_finished([summary], [run_dir])
+        return 0
+    if any(o in ("-m", "--multirun") for o in flags):
+        for job in sweep_jobs(plain):
+            check_run(compose_config(job))  # a bad job is one line before hydra starts any, and makes no folder
+    else:
+        plan_run(compose_config(plain))  # hydra only prints (--cfg, --help, ...): the values are still checked
+    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in plain)]
+    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *plain]
     _hydra_run()
     return 0
+
+
+def _typed_settings(overrides: list[str]) -> dict:
+    """key -> value of plain `key=value` overrides, values typed as hydra reads them (true, 2, 1e-3, [1,2])."""
+    parsed = [_parse(o) for o in overrides if "=" in o]
+    return {o.key_or_group: o.value() for o in parsed if not o.is_sweep_override()}
 
 
 def _hydra_run() -> None:
@@ -99,37 +120,63 @@ def _hydra_run() -> None:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             summary = train(config, run_dir)
-        except ConfigError as error:
+        except (ConfigError, StorageError) as error:
+            if run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()  # the empty folder hydra made for this job: a refused job leaves nothing behind
             print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise SystemExit(2 if isinstance(error, ConfigError) else 1) from None
         _print_finished([summary], [run_dir])
 
     task()
 
 
-def compose_config(overrides: list[str]):
-    """The run configuration for `overrides`; bad names or values raise ConfigError (one line)."""
+def compose_run(overrides: list[str]):
+    """The configuration of one run and its folder (`hydra.run.dir`, by default runs/<protocol>-<size>/<method>/<time>)."""
+    from omegaconf import open_dict
+
+    defaults = [] if any(o.startswith("hydra.run.dir=") for o in overrides) else [f"hydra.run.dir={RUN_DIR}"]
+    config = compose_config([*defaults, *overrides], with_hydra=True)
+    run_dir = Path(config.hydra.run.dir)
+    with open_dict(config):
+        del config["hydra"]
+    return config, run_dir
+
+
+def compose_config(overrides: list[str], with_hydra: bool = False):
+    """The run configuration for `overrides` (with hydra's own node if asked); bad names or values raise ConfigError (one line)."""
     from hydra import compose, initialize
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from cyclic_bench.config import register_run_config
+    from cyclic_bench.config import override_error, register_run_config
     from cyclic_bench.registry import get_protocol, resolve_method_overrides
 
     register_run_config()
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key == "protocol":
-            get_protocol(value)
-    overrides = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # also checks method names and keys
+    plain = [o for o in overrides if not o.startswith("-")]
+    parsed = [_parse(o) for o in plain]
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    require(not sweeps, f"{sweeps[0] if sweeps else ''} gives several values: run a sweep with -m (multirun), or give one value")
+    for o in parsed:
+        if o.key_or_group == "protocol":
+            get_protocol(o.get_value_element_as_str())
+    plain = resolve_method_overrides(plain)  # checks method names and settings; method.base picks the pair's config node
+    single = [o for o in plain if with_hydra or not o.startswith("hydra")]
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-        single = [o.input_line for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
         with initialize(version_base=None, config_path=None):
-            return compose(config_name="run", overrides=single)
+            return compose(config_name="run", overrides=single, return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
+        raise ConfigError(override_error(plain) or str(error).strip().splitlines()[0]) from None
+
+
+def _parse(override: str):
+    """One hydra override, parsed; ConfigError naming it if hydra cannot read it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_override(override)
+    except HydraException as error:
+        raise ConfigError(f"{override} cannot be read as key=value ({str(error).strip().splitlines()[0]})") from None
 
 
 def quickstart(seeds: int, size: str, out: Path) -> int:
@@ -259,7 +306,7 @@ def _print_board(board: dict, out: Path) -> None:
 
 
 def list_command() -> int:
-    from cyclic_bench.registry import intervention_names, learner_names, learners_of, method_names, protocol_names
+    from cyclic_bench.registry import intervention_names, learner_names, learners_of, method_names, plugins, protocol_names
 
     learners, interventions = learner_names(), intervention_names()
     width = max(map(len, interventions), default=0)
@@ -269,6 +316,11 @@ def list_command() -> int:
         print(f"  {name:<{width}}  {', '.join(learners_of(name))}")
     print("methods:       " + ", ".join(n for n in method_names() if n not in learners and n not in interventions) + "   (standalone)")
     print("protocols:     " + ", ".join(protocol_names()))
+    for plugin in plugins():
+        package = f"{plugin['package']} {plugin['version']}" if plugin["package"] else "no package"
+        provides = ", ".join(plugin["methods"] + plugin["protocols"]) or "nothing"
+        state = f"failed to import: {plugin['error']}" if plugin["error"] else f"provides {provides}"
+        print(f"plug-in:       {plugin['name']} ({package}): {state}")
     return 0
 
 
@@ -289,6 +341,12 @@ def _print_finished(summaries: list[dict], run_dirs: list[Path]) -> None:
     if summaries:
         print("\nFinal normalised scores (last evaluation; mean [95% bootstrap CI] over seeds):")
         print(results_table(summaries))
+    for summary in summaries:
+        failed = ", ".join(f"{f['seed']} (step {f['step']}: {f['reason']})" for f in summary["failed_seeds"])
+        if failed:
+            print(f"{summary['method']}: seeds that failed, stopped and have no final score: {failed}")
+        if summary.get("completed_steps", summary["steps_per_seed"]) < summary["steps_per_seed"]:
+            print(f"{summary['method']}: every seed failed, so the run stopped at step {summary['completed_steps']}")
     for run_dir in run_dirs:
         print(f"run files: {run_dir.resolve()}  (evaluations.csv, diagnostics.csv, summary.json, config.yaml)")
 

@@ -13,6 +13,9 @@ Each pair's config is one flat dataclass, the intervention's fields beside the l
 `method.redo_every` and learner-specific fields all validate), stored in hydra's ConfigStore as the node `redo`
 (on its default learner) or `redo@sac`; `resolve_method_overrides` turns `method=redo method.base=sac` into the
 node. A standalone method's config is stored under its name.
+
+A plug-in that fails to import is reported on one line (which entry point, which error) and skipped, so the other
+methods stay usable; every plug-in's package and version are recorded (`plugins()`, a run's meta.json).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import copy
 import dataclasses
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -54,6 +58,9 @@ _LEARNERS: dict[str, type] = {}  # name -> Learner subclass
 _INTERVENTIONS: dict[str, InterventionEntry] = {}
 _PAIRS: dict[tuple[str, str], tuple[type, type]] = {}  # (method name, learner) -> (Agent subclass, pair config)
 _PROTOCOLS: dict[str, ProtocolFamily] = {}
+_PLUGINS: list[dict] = []  # every plug-in entry point found: group, name, module, package, version, what it registered, error
+_METHOD_PLUGIN: dict[str, dict] = {}  # method name -> the plug-in that registered it
+_loading: dict | None = None  # the plug-in being imported (its registrations are credited to it)
 _loaded = False
 
 
@@ -64,6 +71,7 @@ def register_method(name: str, config: type | None = None, **defaults):
         base = config or cls.Config
         named = _config_class(f"{cls.__name__}_{name}_Config", (base,), {"name": name, **defaults})
         _METHODS[name] = (cls, named)
+        _credit(name)
         ConfigStore.instance().store(group="method", name=name, node=named)
         return cls
 
@@ -75,6 +83,7 @@ def register_learner(name: str):
 
     def decorate(cls):
         _LEARNERS[name] = cls
+        _credit(name)
         _store_pairs()
         return cls
 
@@ -89,6 +98,7 @@ def register_intervention(name: str, config: type | None = None, learners: tuple
 
     def decorate(cls):
         _INTERVENTIONS[name] = InterventionEntry(name, cls, config or cls.Config, defaults, learners)
+        _credit(name)
         _store_pairs()
         return cls
 
@@ -100,10 +110,19 @@ def register_protocol(name: str, config: type) -> Callable:
 
     def decorate(build):
         _PROTOCOLS[name] = ProtocolFamily(name, config, build)
+        if _loading is not None:
+            _loading["protocols"].append(name)
         ConfigStore.instance().store(group="protocol", name=name, node=config)
         return build
 
     return decorate
+
+
+def _credit(method: str) -> None:
+    """Record the plug-in being imported, if any, as the one that registered `method`."""
+    if _loading is not None:
+        _METHOD_PLUGIN[method] = _loading
+        _loading["methods"].append(method)
 
 
 # ---- pairs ------------------------------------------------------------------------------------------------
@@ -161,6 +180,12 @@ def node_name(name: str, learner: str) -> str:
     return name if learner == default_learner(name) else f"{name}@{learner}"
 
 
+def split_node(node: str) -> tuple[str, str | None]:
+    """`redo@sac` -> ("redo", "sac"); a plain name -> (name, None)."""
+    name, _, learner = node.partition("@")
+    return name, learner or None
+
+
 def _store_pairs() -> None:
     """Build and store the config node of every pair not built yet (registrations may come in any order)."""
     combos = [(name, name) for name in _LEARNERS]
@@ -184,7 +209,47 @@ def load_all() -> None:
             importlib.import_module(info.name)
     for group in ("cyclic_bench.methods", "cyclic_bench.protocols"):
         for entry in entry_points(group=group):
-            entry.load()
+            load_plugin(group, entry)
+
+
+def load_plugin(group: str, entry) -> dict:
+    """Import one entry point; a failure is reported on one line and recorded, never raised."""
+    global _loading
+    dist = getattr(entry, "dist", None)
+    record = {"group": group, "name": entry.name, "module": entry.value, "methods": [], "protocols": [], "error": None}
+    record |= {"package": dist.name if dist else None, "version": dist.version if dist else None}
+    _loading = record
+    try:
+        entry.load()
+    except Exception as error:  # whatever the plug-in's import raises, the rest of the suite stays usable
+        record["error"] = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+        print(f"warning: plug-in {_describe(record)} failed to import and is skipped: {record['error']}", file=sys.stderr)
+    finally:
+        _loading = None
+    _PLUGINS.append(record)
+    return record
+
+
+def _describe(plugin: dict) -> str:
+    package = f", package {plugin['package']} {plugin['version']}" if plugin["package"] else ""
+    return f"{plugin['name']!r} ({plugin['group']} = {plugin['module']}{package})"
+
+
+def plugins() -> list[dict]:
+    """Every plug-in entry point found: its package and version, what it registered, and its import error (or None)."""
+    load_all()
+    return [dict(p, methods=list(p["methods"]), protocols=list(p["protocols"])) for p in _PLUGINS]
+
+
+def method_plugin(name: str) -> dict | None:
+    """The plug-in that registered method `name` (a learner, an intervention or a standalone method), or None."""
+    load_all()
+    return _METHOD_PLUGIN.get(name)
+
+
+def _broken_plugins() -> str:
+    broken = [f"{_describe(p)}: {p['error']}" for p in _PLUGINS if p["error"]]
+    return f" (plug-ins that failed to import: {'; '.join(broken)})" if broken else ""
 
 
 def method_names() -> list[str]:
@@ -230,7 +295,7 @@ def get_method(name: str, base: str | None = None) -> tuple[type, type]:
         require(base is None, f"method.base={base} is not allowed: method={name} is a standalone method, not run on a learner")
         return _METHODS[name]
     if name not in _LEARNERS and name not in _INTERVENTIONS:
-        raise ConfigError(f"method={name!r} is not a known method; known: {', '.join(method_names())}")
+        raise ConfigError(f"method={name!r} is not a known method; known: {', '.join(method_names())}{_broken_plugins()}")
     learner = base or default_learner(name)
     if name in _LEARNERS:
         require(learner == name, f"method.base={learner} is not allowed: method={name} is a learner itself; use method={learner}")
@@ -264,13 +329,13 @@ def resolve_method_overrides(overrides: list[str]) -> list[str]:
     load_all()
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
+    except HydraException:
+        return overrides  # the caller says which override cannot be read
     group = next((o for o in parsed if o.key_or_group == "method" and o.package is None), None)
     base = next((o for o in parsed if o.key_or_group == "method.base"), None)
-    names = _choices(group) if group is not None else [DEFAULT_LEARNER]
+    names = [split_node(n) for n in _choices(group)] if group is not None else [(DEFAULT_LEARNER, None)]
     bases = _choices(base) if base is not None else [None]
-    combos = [(name, learner) for name in names for learner in bases]
+    combos = [(name, learner or node_base) for name, node_base in names for learner in bases]
     configs = {combo: get_method(*combo)[1] for combo in combos}
     for o in parsed:
         key = o.key_or_group
@@ -300,7 +365,7 @@ def _check_setting(key: str, name: str, learner: str | None, config: type) -> No
     owners = [other for other, cls in _LEARNERS.items() if key in {f.name for f in dataclasses.fields(cls.Config)}]
     where = f"{name} on {learner}" if learner and learner != name else name
     hint = f" (a setting of {', '.join(owners)}, not of {learner})" if owners and learner not in owners else ""
-    raise ConfigError(f"method.{key} is not a setting of {where}{hint}; allowed: {', '.join(sorted(fields))}")
+    raise ConfigError(f"method.{key} is not a setting of method {where}{hint}; allowed: {', '.join(sorted(fields))}")
 
 
 def resolve_size(config: Any, sizes: dict[str, dict], **base: Any) -> dict:
@@ -319,5 +384,5 @@ def protocol_names() -> list[str]:
 def get_protocol(name: str) -> ProtocolFamily:
     load_all()
     if name not in _PROTOCOLS:
-        raise ConfigError(f"protocol={name!r} is not a known protocol; known: {', '.join(sorted(_PROTOCOLS))}")
+        raise ConfigError(f"protocol={name!r} is not a known protocol; known: {', '.join(sorted(_PROTOCOLS))}{_broken_plugins()}")
     return _PROTOCOLS[name]

@@ -97,6 +97,23 @@ class HebbianConfig:
     l2: float = 0.01  # fitness penalty: l2 * mean(genome ** 2)
     probe_steps: int = 32  # recent steps of hidden activations kept for the dormant-unit diagnostics
 
+    def __post_init__(self) -> None:
+        require(self.rule in RULES, f"method.rule={self.rule!r} is not allowed; allowed: {', '.join(RULES)}")
+        require(self.init_weight >= 0, f"method.init_weight={self.init_weight} is not allowed: it must be >= 0")
+        require(self.probe_steps > 0, f"method.probe_steps={self.probe_steps} is not allowed: it must be > 0")
+        require(
+            len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+            f"method.hidden={self.hidden} is not allowed: give one or more sizes > 0",
+        )
+        require(
+            self.population >= 2 and self.population % 2 == 0,
+            f"method.population={self.population} is not allowed: it must be even and >= 2 (antithetic pairs)",
+        )
+        require(self.lr > 0 and self.sigma > 0, f"method.lr={self.lr} and method.sigma={self.sigma} are not allowed: both must be > 0")
+        for name in ("lr_decay", "sigma_decay"):
+            require(0 < getattr(self, name) <= 1, f"method.{name}={getattr(self, name)} is not allowed: it must be in (0, 1]")
+        require(self.l2 >= 0, f"method.l2={self.l2} is not allowed: it must be >= 0")
+
 
 @register_method("hebbian")
 class HebbianES(Method):
@@ -105,10 +122,6 @@ class HebbianES(Method):
     terms: tuple[str, ...]  # the coefficients per synapse (set from the config's rule)
 
     def __init__(self, config: HebbianConfig, spec: MethodSpec):
-        require(config.rule in RULES, f"method.rule={config.rule!r} is not allowed; allowed: {', '.join(RULES)}")
-        require(config.init_weight >= 0, f"method.init_weight={config.init_weight} is not allowed: it must be >= 0")
-        require(config.probe_steps > 0, f"method.probe_steps={config.probe_steps} is not allowed: it must be > 0")
-        require(all(h > 0 for h in config.hidden), f"method.hidden={config.hidden} is not allowed: sizes must be > 0")
         super().__init__(config, spec)
         S, P, device = spec.n_seeds, config.population, spec.device
         self.envs_per_seed = P

@@ -139,8 +139,9 @@ class RunRecord:
             name: _read_csv(self.path / f"{name}.csv") for name in ("evaluations", "diagnostics", "online", "failures", "events")
         }
         steps = {int(float(r["step"])) for r in self.tables["evaluations"]}
+        every_seed_failed = {int(r["seed"]) for r in self.tables["failures"]} >= set(self.seeds)  # such a run stops early
         require(
-            max(steps, default=-1) == self.stream["total_steps"],
+            max(steps, default=-1) == self.stream["total_steps"] or every_seed_failed,
             f"{self.path} has no evaluation at the end of its stream (step {self.stream['total_steps']}); resume it first",
         )
 

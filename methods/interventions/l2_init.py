@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cyclic_bench.errors import require
+from cyclic_bench.errors import number, require_settings
 from cyclic_bench.intervention import Intervention
 from cyclic_bench.learner import Network
 from cyclic_bench.registry import register_intervention
@@ -24,8 +24,8 @@ class L2InitConfig:
     name: str = "l2_init"  # registered method name
     strength: float = 1e-3  # lambda: weight of the squared distance from the initial parameters in each loss
 
-    def __post_init__(self):
-        require(self.strength >= 0, f"method.strength={self.strength} is not allowed: it must be >= 0")
+    def __post_init__(self) -> None:
+        require_settings("method", self, {"strength": number(0)})
 
 
 @register_intervention("l2_init")

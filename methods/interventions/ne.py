@@ -177,7 +177,7 @@ class NEConfig:
     prune: bool = True  # pruning, and prune-and-regrow after growth (ablation: false)
     review: bool = True  # experience review (ablation: false)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(
             0 < self.initial_density <= self.target_density <= 1,
             f"method.initial_density={self.initial_density} and method.target_density={self.target_density} are not allowed: "

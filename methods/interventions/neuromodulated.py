@@ -49,11 +49,15 @@ class NeuromodulatedConfig:
     lr_gain: float = 1.0  # kappa_lr: learning rate = lr * (1 + kappa_lr * surprise share)
     noise_gain: float = 1.0  # kappa_sigma: exploration scale = 1 + kappa_sigma * surprise share
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field in ("expected_rate", "recent_rate"):
             value = getattr(self, field)
             require(0 < value <= 1, f"method.{field}={value} is not allowed: it must lie in (0, 1]")
-        require(self.expected_rate < self.recent_rate, "method.expected_rate must be below method.recent_rate (slow vs fast average)")
+        require(
+            self.expected_rate < self.recent_rate,
+            f"method.expected_rate={self.expected_rate} is not allowed: it must be below method.recent_rate={self.recent_rate} "
+            "(slow vs fast average)",
+        )
         for field in ("lr_gain", "noise_gain"):
             require(getattr(self, field) >= 0, f"method.{field}={getattr(self, field)} is not allowed: it must be >= 0")
 

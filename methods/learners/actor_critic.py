@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from cyclic_bench.errors import require
+from cyclic_bench.errors import integer, layer_indices, layer_sizes, number, one_of, require, require_settings
 from cyclic_bench.learner import Batch, Learner, Network, NetworkOptions
 from cyclic_bench.method import MethodSpec, Transition
 from cyclic_bench.nn import ACTIVATIONS, BatchedMLP, SeedAdam, seed_view
@@ -41,14 +41,28 @@ class ActorCriticConfig:
     buffer_size: int = 1_000_000  # replay capacity per seed (capped at the stream's length)
     updates_per_step: int = 1  # gradient updates per environment step
 
-    def __post_init__(self):
-        require(self.activation in ACTIVATIONS, f"method.activation={self.activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}")
-        for net in ("actor", "critic"):
-            hidden, norms = getattr(self, f"{net}_hidden"), getattr(self, f"{net}_layer_norm")
-            require(
-                all(0 <= i < len(hidden) for i in norms),
-                f"method.{net}_layer_norm={norms} is not allowed: hidden layers are numbered 0 to {len(hidden) - 1}",
-            )
+    def __post_init__(self) -> None:
+        require_settings(
+            "method",
+            self,
+            {
+                "actor_hidden": layer_sizes(),
+                "critic_hidden": layer_sizes(),
+                "activation": one_of(list(ACTIVATIONS)),
+                "lr": number(0, low_open=True),
+                "batch_size": integer(1),
+                "gamma": number(0, 1),
+                "tau": number(0, 1, low_open=True),
+                "buffer_size": integer(1),
+                "updates_per_step": integer(1),
+            },
+        )
+        hidden_layers = {"actor_layer_norm": len(self.actor_hidden), "critic_layer_norm": len(self.critic_hidden)}
+        require_settings("method", self, {name: layer_indices(layers) for name, layers in hidden_layers.items()})
+        require(
+            self.buffer_size >= self.batch_size,
+            f"method.buffer_size={self.buffer_size} is not allowed: it must be >= method.batch_size={self.batch_size}",
+        )
 
 
 def twin_inputs(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

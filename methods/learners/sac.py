@@ -33,7 +33,7 @@ import torch
 from cyclic_bench.methods.learners.actor_critic import ActorCriticConfig, OffPolicyActorCritic, q_values
 from torch import nn
 
-from cyclic_bench.errors import require
+from cyclic_bench.errors import number, require_settings
 from cyclic_bench.learner import Batch, with_terms
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.nn import SeedAdam, seed_view
@@ -53,10 +53,11 @@ class SACConfig(ActorCriticConfig):
     temperature_lr: float = 3e-4  # Adam learning rate of log alpha
     target_entropy: float | None = None  # entropy the temperature is tuned toward; None = -|A|
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.init_temperature > 0, f"method.init_temperature={self.init_temperature} is not allowed: it must be > 0")
-        require(self.temperature_lr >= 0, f"method.temperature_lr={self.temperature_lr} is not allowed: it must be >= 0")
+        require_settings("method", self, {"init_temperature": number(0, low_open=True), "temperature_lr": number(0)})
+        if self.target_entropy is not None:
+            require_settings("method", self, {"target_entropy": number()})
 
 
 class Temperature(nn.Module):

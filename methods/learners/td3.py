@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from cyclic_bench.methods.learners.actor_critic import ActorCriticConfig, OffPolicyActorCritic, q_values
 
+from cyclic_bench.errors import integer, number, require_settings
 from cyclic_bench.learner import Batch, with_terms
 from cyclic_bench.nn import seed_view
 from cyclic_bench.registry import register_learner
@@ -31,6 +32,14 @@ class TD3Config(ActorCriticConfig):
     noise_clip: float = 0.5  # clip of the target-policy smoothing noise
     policy_delay: int = 2  # critic updates per actor (and target) update
     exploration_noise: float = 0.1  # std of the Gaussian noise on training actions
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_settings(
+            "method",
+            self,
+            {"policy_noise": number(0), "noise_clip": number(0), "policy_delay": integer(1), "exploration_noise": number(0)},
+        )
 
 
 @register_learner("td3")

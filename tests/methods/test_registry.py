@@ -189,10 +189,10 @@ def test_learners_and_interventions_pair_up_and_each_intervention_defaults_to_td
         (["method=neuromodulated_td3", "method.base=sac"], "not allowed for method=neuromodulated_td3; it runs on: td3"),
         (
             ["method=redo", "method.base=sac", "method.policy_noise=0.3"],
-            "method.policy_noise is not a setting of redo on sac (a setting of td3,",
+            "method.policy_noise is not a setting of method redo on sac (a setting of td3,",
         ),
-        (["method=redo", "method.nope=1"], "method.nope is not a setting of redo on td3; allowed: "),
-        (["method=sac", "method.redo_every=5"], "method.redo_every is not a setting of sac; allowed: "),
+        (["method=redo", "method.nope=1"], "method.nope is not a setting of method redo on td3; allowed: "),
+        (["method=sac", "method.redo_every=5"], "method.redo_every is not a setting of method sac; allowed: "),
     ],
 )
 def test_bad_pairs_and_settings_are_refused_in_one_line(overrides, message):

@@ -34,5 +34,5 @@ def test_the_pull_keeps_the_parameters_closer_to_their_start(learner):
 
 
 def test_a_negative_strength_is_refused(learner):
-    with pytest.raises(ConfigError, match="method.strength=-1.0 is not allowed"):
+    with pytest.raises(ConfigError, match="method.strength=-1.0 is not allowed: it must be a finite number >= 0"):
         make("l2_init", learner, strength=-1.0)

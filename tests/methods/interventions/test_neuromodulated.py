@@ -119,7 +119,7 @@ def test_neuromodulated_td3_runs_the_smoke_cyclic_mujoco_stream(tmp_path):
     [
         (dict(expected_rate=0.0), "method.expected_rate=0.0 is not allowed"),
         (dict(recent_rate=1.5), "method.recent_rate=1.5 is not allowed"),
-        (dict(expected_rate=0.1, recent_rate=0.01), "expected_rate must be below"),
+        (dict(expected_rate=0.1, recent_rate=0.01), "method.expected_rate=0.1 is not allowed: it must be below"),
         (dict(lr_gain=-1.0), "method.lr_gain=-1.0 is not allowed"),
     ],
 )
