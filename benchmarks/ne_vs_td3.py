@@ -27,23 +27,24 @@ import sys
 import time
 
 import torch
-from cyclic_bench.methods.ne import NE, NEConfig
-from cyclic_bench.methods.td3 import TD3, TD3Config
 from seed_batching import ACTION_DIM, OBS_DIM, PREFILL, WARMUP, device_name, prefill, sync
 
+from cyclic_bench.agent import Agent
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.plasticity import density
+from cyclic_bench.registry import get_method
 
 SCHEDULE_UPDATES = 1_000_000  # NE's schedules as in a stream of 1M updates (the replays stay small)
 
 
-def make_agents(n_seeds: int, hidden: list[int], device: torch.device) -> dict[str, TD3]:
+def make_agents(n_seeds: int, hidden: list[int], device: torch.device) -> dict[str, Agent]:
     spec = MethodSpec(OBS_DIM, ACTION_DIM, "continuous", tuple(range(n_seeds)), n_tasks=1, total_steps=PREFILL, device=device)
     sizes = dict(actor_hidden=list(hidden), critic_hidden=list(hidden))
+    (TD3, TD3Config), (NE, NEConfig) = get_method("td3"), get_method("ne")
     return {"td3": TD3(TD3Config(**sizes), spec), "ne": NE(NEConfig(**sizes, schedule_updates=SCHEDULE_UPDATES), spec)}
 
 
-def time_interleaved(agents: dict[str, TD3], count: int, device: torch.device) -> dict[str, float]:
+def time_interleaved(agents: dict[str, Agent], count: int, device: torch.device) -> dict[str, float]:
     """Seconds per update of each agent over `count` updates each, one update of each in turn, as `observe` runs
     them (sample, then update): a change of load on the machine slows both alike."""
     seconds = dict.fromkeys(agents, 0.0)
@@ -51,20 +52,20 @@ def time_interleaved(agents: dict[str, TD3], count: int, device: torch.device) -
         for name, agent in agents.items():
             sync(device)
             start = time.perf_counter()
-            agent.update(agent.sample())
+            agent.update()
             sync(device)
             seconds[name] += time.perf_counter() - start
     return {name: total / count for name, total in seconds.items()}
 
 
-def time_topology_change(agent: NE, repeats: int, device: torch.device) -> float:
+def time_topology_change(agent: Agent, repeats: int, device: torch.device) -> float:
     """Seconds of one topology change of both networks alone (on a fresh batch), the median of `repeats`."""
     seconds = []
     for _ in range(repeats):
-        batch = agent.sample()
+        batch = agent.learner.sample()
         sync(device)
         start = time.perf_counter()
-        agent.topology_step(batch)
+        agent.intervention.topology_step(batch)
         sync(device)
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
@@ -94,7 +95,7 @@ def measure(n_seeds: int, hidden: list[int], repeats: int, device: torch.device)
         "ratios": ratios,
         "topology_change_ms": topology * 1e3,
         "topology_change_in_td3_updates": topology / td3_update,
-        "ne_density": {name: float(density(getattr(agents["ne"], name)).mean()) for name in ("actor", "critic")},  # at the end
+        "ne_density": {name: float(density(net.module).mean()) for name, net in agents["ne"].learner.networks.items()},  # at the end
     }
 
 

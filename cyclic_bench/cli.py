@@ -5,7 +5,7 @@ cyclic-bench run [key=value ...]        one run (hydra overrides: method=, proto
 cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over the listed values
 cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
 cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
-cyclic-bench list                       the registered methods and protocols
+cyclic-bench list                       the registered learners, interventions (and the learners each runs on), methods, protocols
 cyclic-bench board build INPUTS...      a leaderboard (rliable statistics, plots, README.md, index.html) from runs or entries
 cyclic-bench board submit RUN_DIRS...   a leaderboard entry (plain JSON) from a method's run directories (shards merged)
 cyclic-bench board reproduce ENTRY      re-run seeds of an entry from its recorded configuration and compare
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cyclic_bench.errors import ConfigError, StorageError, require
 
-RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method.name}/${now:%Y%m%d-%H%M%S-%f}"
+RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method_label:}/${now:%Y%m%d-%H%M%S-%f}"  # method_label: redo, redo-sac
 HYDRA_DEFAULTS = {
     "hydra.run.dir": RUN_DIR,
     "hydra.sweep.dir": "runs/sweeps/${now:%Y%m%d-%H%M%S}",
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--out", default="runs/quickstart", help="where the runs go (default runs/quickstart)")
     commands.add_parser("run", help="one run; arguments are hydra overrides", add_help=False)
     commands.add_parser("random-returns", help="measure random-policy returns of a protocol's tasks", add_help=False)
-    commands.add_parser("list", help="registered methods and protocols")
+    commands.add_parser("list", help="registered learners, interventions, methods and protocols")
     add_board_parser(commands)
     args, rest = parser.parse_known_args(argv)
     try:
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(overrides: list[str]) -> int:
     from cyclic_bench.config import plan_run, sweep_jobs
+    from cyclic_bench.registry import resolve_method_overrides
     from cyclic_bench.run import check_run, resume, train
 
     settings = _typed_settings([o for o in overrides if not o.startswith(("hydra", "-"))])
@@ -82,18 +83,19 @@ def run_command(overrides: list[str]) -> int:
         _print_finished([summary], [Path(str(settings["resume"]))])
         return 0
     flags = [o for o in overrides if o.startswith("-")]  # hydra's argparse wants its flags before the overrides
+    plain = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # method.base -> the pair's config node
     if not flags:  # one run: checked in full and started here, so a refusal leaves no folder behind
-        config, run_dir = compose_run(overrides)
+        config, run_dir = compose_run(plain)
         summary = train(config, run_dir)
         _print_finished([summary], [run_dir])
         return 0
     if any(o in ("-m", "--multirun") for o in flags):
-        for job in sweep_jobs([o for o in overrides if not o.startswith("-")]):
+        for job in sweep_jobs(plain):
             check_run(compose_config(job))  # a bad job is one line before hydra starts any, and makes no folder
     else:
-        plan_run(compose_config(overrides))  # hydra only prints (--cfg, --help, ...): the values are still checked
-    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
-    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *(o for o in overrides if not o.startswith("-"))]
+        plan_run(compose_config(plain))  # hydra only prints (--cfg, --help, ...): the values are still checked
+    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in plain)]
+    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *plain]
     _hydra_run()
     return 0
 
@@ -147,7 +149,7 @@ def compose_config(overrides: list[str], with_hydra: bool = False):
     from omegaconf.errors import OmegaConfBaseException
 
     from cyclic_bench.config import override_error, register_run_config
-    from cyclic_bench.registry import get_method, get_protocol
+    from cyclic_bench.registry import get_protocol, resolve_method_overrides
 
     register_run_config()
     plain = [o for o in overrides if not o.startswith("-")]
@@ -155,11 +157,10 @@ def compose_config(overrides: list[str], with_hydra: bool = False):
     sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
     require(not sweeps, f"{sweeps[0] if sweeps else ''} gives several values: run a sweep with -m (multirun), or give one value")
     for o in parsed:
-        if o.key_or_group == "method":
-            get_method(o.get_value_element_as_str())
-        elif o.key_or_group == "protocol":
+        if o.key_or_group == "protocol":
             get_protocol(o.get_value_element_as_str())
-    single = [o.input_line for o in parsed if with_hydra or not o.key_or_group.startswith("hydra")]
+    plain = resolve_method_overrides(plain)  # checks method names and settings; method.base picks the pair's config node
+    single = [o for o in plain if with_hydra or not o.startswith("hydra")]
     try:
         with initialize(version_base=None, config_path=None):
             return compose(config_name="run", overrides=single, return_hydra_config=with_hydra)
@@ -305,15 +306,21 @@ def _print_board(board: dict, out: Path) -> None:
 
 
 def list_command() -> int:
-    from cyclic_bench.registry import method_names, plugins, protocol_names
+    from cyclic_bench.registry import intervention_names, learner_names, learners_of, method_names, plugins, protocol_names
 
-    print("methods:   " + ", ".join(method_names()))
-    print("protocols: " + ", ".join(protocol_names()))
+    learners, interventions = learner_names(), intervention_names()
+    width = max(map(len, interventions), default=0)
+    print("learners:      " + ", ".join(learners) + "   (method=<learner>)")
+    print("interventions: method=<intervention> [method.base=<learner>]; the learners each runs on, its default first:")
+    for name in interventions:
+        print(f"  {name:<{width}}  {', '.join(learners_of(name))}")
+    print("methods:       " + ", ".join(n for n in method_names() if n not in learners and n not in interventions) + "   (standalone)")
+    print("protocols:     " + ", ".join(protocol_names()))
     for plugin in plugins():
         package = f"{plugin['package']} {plugin['version']}" if plugin["package"] else "no package"
         provides = ", ".join(plugin["methods"] + plugin["protocols"]) or "nothing"
         state = f"failed to import: {plugin['error']}" if plugin["error"] else f"provides {provides}"
-        print(f"plug-in:   {plugin['name']} ({package}): {state}")
+        print(f"plug-in:       {plugin['name']} ({package}): {state}")
     return 0
 
 

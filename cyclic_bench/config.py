@@ -1,6 +1,7 @@
 """The run configuration (hydra structured config) and turning it into a stream, a method and an engine.
 
-Config groups: `method=<name>` and `protocol=<name>` (registered by the modules in methods/ and protocols/).
+Config groups: `method=<name>` and `protocol=<name>` (registered by the modules in methods/ and protocols/);
+`method=<intervention> method.base=<learner>` picks the learner an intervention runs on (cyclic_bench.registry).
 Every value is checked before anything is built or written: the top-level keys here (`plan_run`), each method's and
 protocol's fields in their config dataclasses, and hydra's own refusals (a key that names no setting, a value of the
 wrong type) are rewritten by `override_error` into one line naming the key, the value and what is allowed.
@@ -26,7 +27,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from cyclic_bench.errors import ConfigError, boolean, integer, require, require_settings
 from cyclic_bench.events import parse_events
 from cyclic_bench.method import Method, MethodSpec
-from cyclic_bench.registry import get_method, get_protocol, load_all
+from cyclic_bench.registry import get_method, get_protocol, load_all, method_label, split_node
 from cyclic_bench.stream import Stream
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -50,6 +51,11 @@ class RunConfig:
 def register_run_config() -> None:
     load_all()
     ConfigStore.instance().store(name="run", node=RunConfig)
+    OmegaConf.register_new_resolver("method_label", _label_of_run, replace=True)  # run folders: redo, redo-sac
+
+
+def _label_of_run(*, _root_: DictConfig) -> str:
+    return method_label(_root_.method.name, _root_.method.get("base"))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,8 +115,8 @@ def plan_run(config: DictConfig) -> RunPlan:
     events = OmegaConf.to_container(config.events, resolve=True) if isinstance(config.events, ListConfig) else list(config.events)
     if events:
         stream = dataclasses.replace(stream, events=stream.events + parse_events(events, stream.total_steps))
-    method_cls, method_config_cls = get_method(config.method.name)
-    method_config = _instantiate(method_config_cls, config.method, f"method {config.method.name}")
+    method_cls, method_config_cls = get_method(config.method.name, config.method.get("base"))
+    method_config = _instantiate(method_config_cls, config.method, f"method {method_label(config.method.name, config.method.get('base'))}")
     require(
         stream.action_kind in method_cls.action_kinds,
         f"method={config.method.name!r} cannot play {stream.name}: it has {stream.action_kind} actions; "
@@ -184,7 +190,7 @@ def override_error(overrides: list[str]) -> str | None:
 
 def _fields(group: str, name: str) -> dict[str, Any] | None:
     try:
-        config_cls = get_method(name)[1] if group == "method" else get_protocol(name).config
+        config_cls = get_method(*split_node(name))[1] if group == "method" else get_protocol(name).config
     except ConfigError:
         return None
     return typing.get_type_hints(config_cls)

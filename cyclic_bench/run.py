@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclic_bench.config import load_run_config, plan_run
 from cyclic_bench.errors import StorageError, require
+from cyclic_bench.registry import method_label
 from cyclic_bench.results import RunDir, run_metadata, write_json, write_text
 from cyclic_bench.trainer import Engine, EngineOptions
 
@@ -100,7 +101,7 @@ def summarize(config: DictConfig, engine: Engine) -> dict:
             final[r["eval_task"]][r["seed"]] = r["score"]
     seconds = engine.elapsed()
     return {
-        "method": config.method.name,
+        "method": method_label(config.method.name, config.method.get("base")),  # redo, or redo-sac on another learner
         "protocol": config.protocol.name,
         "stream": engine.stream.name,
         "tasks": [t.name for t in engine.stream.tasks],

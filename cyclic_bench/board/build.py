@@ -32,6 +32,7 @@ from cyclic_bench.board import scores as sc
 from cyclic_bench.board import stats
 from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, load_entry, stream_of
 from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.registry import learner_of, method_label
 
 SCORES = ("final", "auc")  # which score matrix a board ranks
 DIAGNOSTICS_OVER_TIME = ("density", "dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
@@ -140,11 +141,12 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _labels(configs: list[dict]) -> list[str]:
-    """The method name, plus `-key=value,...` of the method settings that differ where a name has several settings."""
+    """The method label (`redo`, or `redo-sac` on another learner), plus `-key=value,...` of the method settings that differ
+    where a label has several settings."""
     labels = []
     for config in configs:
-        name = config["method"]["name"]
-        same_name = [c["method"] for c in configs if c["method"]["name"] == name]
+        name = method_label(config["method"]["name"], config["method"].get("base"))
+        same_name = [c["method"] for c in configs if method_label(c["method"]["name"], c["method"].get("base")) == name]
         if all(m == config["method"] for m in same_name):
             labels.append(name)
             continue
@@ -184,6 +186,10 @@ def compute_board(entries: list[dict], options: BoardOptions = BoardOptions()) -
     taus = np.linspace(low - 0.02 * (high - low), high + 0.02 * (high - low), 101)
 
     board_rows = [_compute_row(row, ranked[row.label], ranked[baseline], taus, options) for row in rows.values()]
+    learners = {label: learner_of(row.entry["config"]["method"]) for label, row in rows.items()}  # None: a standalone method
+    if len(set(learners.values())) > 1:  # a board that compares learners names each row's (labels name the non-default ones)
+        for row in board_rows:
+            row["learner"] = learners[row["label"]]
     board_rows.sort(key=lambda r: (-r[options.score]["IQM"][0], r["label"]))
     for rank, row in enumerate(board_rows, 1):
         row["rank"] = rank

@@ -37,12 +37,14 @@ BASELINE_STYLE = dict(color="0.35", linestyle="--", linewidth=1.2)
 LABELS = {"final": "Final normalised score", "auc": "Normalised score, AUC over the stream"}
 PAIR = ";"  # separates the two labels of a pair (labels never hold it)
 BAND_ROWS = 4  # above this many rows, curves with intervals get one panel per method
-PALETTE = [  # 20 colours distinct on white, the most distinct first
+PALETTE = [  # 24 colours distinct on white, the most distinct first
     "#0173b2", "#de8f05", "#029e73", "#e6194b", "#911eb4", "#9a6324", "#56b4e9", "#949494", "#000000", "#f032e6",
     "#808000", "#469990", "#000075", "#cc78bc", "#800000", "#ca9161", "#fa8072", "#ece133", "#fbafe4", "#3cb44b",
+    "#4363d8", "#2f4f4f", "#00ced1", "#ff1493",
 ]  # fmt: skip
 CONTINUOUS = ["td3", "reset", "reset_switch", "ne", "redo", "plasticity_injection", "layer_norm", "shrink_perturb", "nap", "cbp"]
 CONTINUOUS += ["neuromodulated_td3", "ne_no_growth", "ne_no_prune", "ne_no_review", "hebbian", "static_es", "ne_public"]
+CONTINUOUS += ["sac", "neuromodulated", "l2_init", "crelu", "hare_tortoise", "parseval"]
 BANDIT = ["epsilon_greedy", "boltzmann", "ucb", "discounted_ucb", "discounted_ucb_999", "thompson", "achna", "achna_constant"]
 BANDIT += ["achna_ratio", "achna_jan2023"]
 # each suite method's palette slot; bandit methods (discrete actions) never share a board with continuous-control ones

@@ -115,6 +115,7 @@ def document(board: dict) -> list[tuple]:
     T, H = len(stream["tasks"]), len(stream["held_out_tasks"])
     score, other = options["score"], "auc" if options["score"] == "final" else "final"
     aggregates = shown_aggregates(T)
+    by_learner = "learner" in rows[0]  # a board comparing learners names each row's learner in a column
     held = _score_meaning(board) + " "
     held += "at the last evaluation of the stream" if score == "final" else "over the whole stream (AUC: area under its curve / length)"
     blocks: list[tuple] = [
@@ -131,11 +132,13 @@ def document(board: dict) -> list[tuple]:
         ("h2", "Ranking"),
         (
             "table",
-            ["rank", "method", "seeds", *aggregates, f"P(method > {board['baseline']})", f"{SCORE_NAMES[other]} IQM", "code"],
+            ["rank", "method", *(["learner"] if by_learner else []), "seeds", *aggregates, f"P(method > {board['baseline']})"]
+            + [f"{SCORE_NAMES[other]} IQM", "code"],
             [
                 [
                     str(r["rank"]),
                     r["label"],
+                    *([r["learner"] or "—"] if by_learner else []),
                     _seed_cell(r),
                     *(interval_text(r[score][m]) for m in aggregates),
                     "baseline" if r["improvement"] is None else interval_text(r["improvement"]),

@@ -31,7 +31,7 @@ def test_every_row_has_a_colour_of_its_own_and_a_method_keeps_its_colour_across_
     assert variants["td3"] == colors["td3"] and len(set(variants.values())) == 3
     many = plots.row_colors([{"label": f"m{i:02d}", "method": "plug_in"} for i in range(40)])  # more rows than the palette
     assert len(set(many.values())) == 40
-    assert len({matplotlib.colors.to_rgb(c) for c in plots.PALETTE}) == len(plots.PALETTE) == 20
+    assert len({matplotlib.colors.to_rgb(c) for c in plots.PALETTE}) == len(plots.PALETTE) == 24
     suite = {name for name in method_names() if get_method(name)[0].__module__.startswith("cyclic_bench.methods.")}
     assert set(plots.CONTINUOUS) | set(plots.BANDIT) == suite  # a slot for every suite method, none for a method that does not exist
 

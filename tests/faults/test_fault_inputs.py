@@ -30,7 +30,10 @@ BAD_INPUTS = [  # (overrides, what the line must name)
     (["method.actor_hidden=[1,"], "method.actor_hidden=[1, cannot be read"),
     (["method=nope"], "method='nope' is not a known method; known: "),
     (["protocol=nope"], "protocol='nope' is not a known protocol; known: "),
-    (["method.lrr=1e-3"], "method.lrr is not a setting of method td3; allowed: actor_hidden, actor_layer_norm, batch_size,"),
+    (
+        ["method.lrr=1e-3"],
+        "method.lrr is not a setting of method td3; allowed: activation, actor_hidden, actor_layer_norm, base, batch_size,",
+    ),
     (["protocol.nope=1"], "protocol.nope is not a setting of protocol cyclic_mujoco; allowed: boundaries_visible,"),
     (["method.batch_size=0"], "method.batch_size=0 is not allowed: it must be an integer >= 1"),
     (["method.actor_hidden=[0]"], "method.actor_hidden=[0] is not allowed: it must be a non-empty list of integers > 0"),

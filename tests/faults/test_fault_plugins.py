@@ -13,13 +13,13 @@ from cyclic_bench import registry
 from cyclic_bench.board.entry import entry_from_runs, group_runs
 
 PLUGIN_MODULE = '''
-from cyclic_bench.methods.td3 import TD3
-from cyclic_bench.registry import register_method
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.registry import register_intervention
 
 
-@register_method("plugin_td3")
-class PluginTD3(TD3):
-    """TD3, from another package."""
+@register_intervention("plugin_td3")
+class PluginIntervention(Intervention):
+    """An intervention that changes nothing, from another package: on TD3 by default."""
 '''
 WARNING = (
     "warning: plug-in 'broken' (cyclic_bench.methods = fault_plugin_missing.module, package fault-plugin 0.3) failed to import "
@@ -42,7 +42,7 @@ def test_a_broken_plugin_is_one_line_and_a_working_one_is_recorded_with_its_vers
     registry.load_all()  # the suite's own methods and the installed plug-ins first, as every command does
     site = plugin_site(tmp_path)
     monkeypatch.syspath_prepend(str(site))
-    for table in ("_METHODS", "_PLUGINS", "_METHOD_PLUGIN"):  # the plug-ins are forgotten after the test
+    for table in ("_METHODS", "_INTERVENTIONS", "_PAIRS", "_PLUGINS", "_METHOD_PLUGIN"):  # the plug-ins are forgotten after the test
         monkeypatch.setattr(registry, table, type(getattr(registry, table))(getattr(registry, table)))
     (dist,) = distributions(path=[str(site)])
     for entry in sorted(dist.entry_points, key=lambda e: e.name):
@@ -52,8 +52,8 @@ def test_a_broken_plugin_is_one_line_and_a_working_one_is_recorded_with_its_vers
 
     assert run_in_process("list") == 0
     out = capsys.readouterr().out
-    assert "plug-in:   good (fault-plugin 0.3): provides plugin_td3" in out
-    assert "plug-in:   broken (fault-plugin 0.3): failed to import: ModuleNotFoundError: No module named 'fault_plugin_missing'" in out
+    assert "plug-in:       good (fault-plugin 0.3): provides plugin_td3" in out
+    assert "plug-in:       broken (fault-plugin 0.3): failed to import: ModuleNotFoundError: No module named 'fault_plugin_missing'" in out
 
     run_dir = tmp_path / "run"
     tiny = ["protocol.size=smoke", "protocol.cycles=1", "protocol.steps_per_task=100", "protocol.eval_every=100", "seeds=1"]

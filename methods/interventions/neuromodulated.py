@@ -1,4 +1,4 @@
-"""Neuromodulated TD3: expected and unexpected uncertainty of the TD error set each seed's learning rate and exploration.
+"""Neuromodulated plasticity: expected and unexpected uncertainty of the TD error set each seed's learning rate and exploration.
 
 The principle of the ACh/NA bandit agent (Lee, Liebana Garcia, Clopath & Dabney 2024, arXiv 2408.08446;
 methods/achna.py) carried to a deep agent, after Yu & Dayan 2005: acetylcholine reports expected uncertainty
@@ -6,21 +6,27 @@ methods/achna.py) carried to a deep agent, after Yu & Dayan 2005: acetylcholine 
 context); after Doya 2002 they set the learning rate and the exploration. Here the uncertainty is that of the
 critic's TD errors, tracked per seed at two time scales, once per critic update t:
 
-    e_t = 1/2 sum_{j=1,2} mean_batch (Q_j(s, a) - y)^2       squared TD error of both critics (the critic loss / 2)
+    e_t = 1/2 sum_{j=1,2} mean_batch (Q_j(s, a) - y)^2       squared TD error of both critics (the learner's squared_td_error)
     E_t = E_{t-1} + beta_E (e_t - E_{t-1})                    expected uncertainty (ACh): slow average, beta_E = 1e-3
     F_t = F_{t-1} + beta_F (e_t - F_{t-1})                    recent TD errors: fast average, beta_F = 5e-2
     U_t = max(F_t - E_t, 0)                                   unexpected uncertainty (NA): recent errors above the expected
     g_t = U_t / (U_t + E_t)                                   surprise share in [0, 1), like the bandit's epi / (epi + ale)
-    lr_t = lr * (1 + kappa_lr * g_t)                          actor and critic Adam learning rate (SeedAdam's per-seed lr)
-    sigma_t = sigma * (1 + kappa_sigma * g_t)                 std of the Gaussian exploration noise
+    lr_t = lr * (1 + kappa_lr * g_t)                          every network's Adam learning rate (SeedAdam's per-seed lr)
+    s_t = 1 + kappa_sigma * g_t                               the learner's exploration scale
 
 E and F start at the first e. While TD errors stay at the level the agent has come to expect, however noisy,
-F ~ E and g ~ 0: plain TD3. When the task changes the TD errors jump, F runs ahead of E, g rises towards 1 and the
+F ~ E and g ~ 0: the plain learner. When the task changes the TD errors jump, F runs ahead of E, g rises towards 1 and the
 seed learns faster and explores more; as E catches up (about 1 / beta_E updates) the boost fades. High stationary
 noise raises E (ACh) and, through the denominator, damps g. The modulation never looks at task boundaries: it
 detects changes from the TD errors alone, so it works where the protocol hides them. This is this suite's own
 instance of the framework (the paper gives none for deep RL); kappa_lr = kappa_sigma = 1 double the rate and
-the noise at full surprise.
+the exploration scale at full surprise.
+
+What the exploration scale moves is the learner's: on TD3 it multiplies the std of the Gaussian action noise,
+sigma_t = sigma * s_t; on SAC it moves the entropy target, H_t = -|A| + |A| log s_t (the entropy a Gaussian policy
+gains when every std is multiplied by s_t), and the temperature follows by its own tuning; SAC's temperature keeps
+its own learning rate. Registered as `neuromodulated` (every learner) and, under its original name,
+`neuromodulated_td3` (TD3 only).
 """
 
 from __future__ import annotations
@@ -28,24 +34,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec
-from cyclic_bench.nn import seed_view
-from cyclic_bench.registry import register_method
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.learner import Batch
+from cyclic_bench.registry import register_intervention
 
 
 @dataclass
-class NeuromodulatedTD3Config(TD3Config):
-    name: str = "neuromodulated_td3"  # registered method name
+class NeuromodulatedConfig:
+    name: str = "neuromodulated"  # registered method name
     expected_rate: float = 1e-3  # beta_E: averaging rate of the expected squared TD error (slow)
     recent_rate: float = 5e-2  # beta_F: averaging rate of the recent squared TD error (fast)
     lr_gain: float = 1.0  # kappa_lr: learning rate = lr * (1 + kappa_lr * surprise share)
-    noise_gain: float = 1.0  # kappa_sigma: exploration noise = exploration_noise * (1 + kappa_sigma * surprise share)
+    noise_gain: float = 1.0  # kappa_sigma: exploration scale = 1 + kappa_sigma * surprise share
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         for field in ("expected_rate", "recent_rate"):
             value = getattr(self, field)
             require(0 < value <= 1, f"method.{field}={value} is not allowed: it must lie in (0, 1]")
@@ -92,41 +96,35 @@ class SurpriseTracker:
         self.recent.copy_(state["recent"])
 
 
-@register_method("neuromodulated_td3")
-class NeuromodulatedTD3(TD3):
-    Config = NeuromodulatedTD3Config
+@register_intervention("neuromodulated_td3", NeuromodulatedConfig, learners=("td3",))
+@register_intervention("neuromodulated")
+class Neuromodulated(Intervention):
+    Config = NeuromodulatedConfig
 
-    def __init__(self, config: NeuromodulatedTD3Config, spec: MethodSpec):
-        super().__init__(config, spec)
-        self.surprise = SurpriseTracker(spec.n_seeds, config.expected_rate, config.recent_rate, spec.device)
+    def __init__(self, config: NeuromodulatedConfig, learner):
+        super().__init__(config, learner)
+        self.surprise = SurpriseTracker(learner.spec.n_seeds, config.expected_rate, config.recent_rate, learner.spec.device)
+        self.modulate_exploration()
 
-    def exploration_noise(self) -> torch.Tensor:
-        """[S]: sigma_t = sigma * (1 + kappa_sigma * g_t)."""
-        return self.config.exploration_noise * (1.0 + self.config.noise_gain * self.surprise.share)
+    def modulate_exploration(self) -> None:
+        """s_t = 1 + kappa_sigma * g_t, for the learner to apply to its exploration."""
+        self.learner.exploration_scale = 1.0 + self.config.noise_gain * self.surprise.share
 
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        action = self.actor(obs)
-        if explore:
-            noise = self.noise_rng.normal(*action.shape[1:])
-            action = action + seed_view(self.exploration_noise(), noise) * noise
-        return action.clamp(-1.0, 1.0)
-
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
-        super().update(batch)
-        self.surprise.update(self.last["critic_loss"] / 2, self.active)  # the loss sums both critics' mean squared errors
-        learning_rate = self.config.lr * (1.0 + self.config.lr_gain * self.surprise.share)
-        for opt in self.optimizers():
-            opt.lr.copy_(torch.where(self.active, learning_rate, opt.lr))
+    def after_update(self, batch: Batch, stepped: tuple[str, ...]) -> None:
+        learner = self.learner
+        self.surprise.update(learner.squared_td_error(), learner.active)
+        learning_rate = learner.config.lr * (1.0 + self.config.lr_gain * self.surprise.share)
+        for net in learner.networks.values():
+            net.optimizer.lr.copy_(torch.where(learner.active, learning_rate, net.optimizer.lr))
+        self.modulate_exploration()
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
         return {
-            **super().diagnostics(),
             "expected_uncertainty": self.surprise.expected.clone(),
             "unexpected_uncertainty": self.surprise.unexpected,
             "surprise_share": self.surprise.share,
-            "learning_rate": self.critic_opt.lr.clone(),
-            "exploration_noise": self.exploration_noise(),
+            "learning_rate": self.learner.networks["critic"].optimizer.lr.clone(),
+            **self.learner.exploration_level(),
         }
 
     def extra_state(self) -> dict:
@@ -135,3 +133,4 @@ class NeuromodulatedTD3(TD3):
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
         self.surprise.load_state_dict(state["surprise"])
+        self.modulate_exploration()

@@ -1,10 +1,11 @@
 """ReDo: Recycling Dormant neurons (Sokar, Agarwal, Castro & Evci, ICML 2023, "The Dormant Neuron Phenomenon in Deep RL").
 
-TD3 that, every `redo_every` gradient updates, scores each hidden unit of actor and critic on the update's batch,
-s_i = E_x|h_i(x)| / (mean over the layer's units of E_x|h_k(x)|), and recycles the units with s_i <= `redo_tau`:
+Every `redo_every` gradient updates, each hidden unit of every network of the learner is scored on the update's batch,
+s_i = E_x|h_i(x)| / (mean over the layer's units of E_x|h_k(x)|), and the units with s_i <= `redo_tau` are recycled:
 incoming weights and bias drawn again from the initial distribution (each seed's own init stream), outgoing
 weights zeroed, and the Adam moments of all those weights reset. Output layers are never recycled. Everything is
-per seed (and per twin critic); failed seeds are left alone.
+per seed (and per twin critic); failed seeds are left alone. With CReLU (two features per unit) a unit is never
+dormant, so `method.activation=crelu` is refused.
 
 Where public code differs: the PyTorch port (and our default period) checks every 1000 updates, the Dopamine code
 every 200k steps; the port also zeroes the whole optimizer's step count at each recycle, while the paper resets only
@@ -17,54 +18,60 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.learner import Batch
 from cyclic_bench.nn import BatchedMLP, SeedAdam, seed_view
 from cyclic_bench.plasticity import dormant_units
-from cyclic_bench.registry import register_method
+from cyclic_bench.registry import register_intervention
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.units import reinit_units
 
 
 @dataclass
-class ReDoConfig(TD3Config):
+class ReDoConfig:
     name: str = "redo"  # registered method name
     redo_every: int = 1000  # gradient updates between dormant-unit checks (the PyTorch port's period)
     redo_tau: float = 0.1  # a unit is dormant when its ReDo score is <= tau (paper: 0.1; 0.025 in some settings)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def __post_init__(self):
         require(self.redo_every > 0, f"method.redo_every={self.redo_every} is not allowed: it must be > 0")
         require(self.redo_tau >= 0, f"method.redo_tau={self.redo_tau} is not allowed: it must be >= 0")
+        require_single_features(self, "redo")
 
 
-@register_method("redo")
-class ReDo(TD3):
+def require_single_features(config, method: str) -> None:
+    """Unit surgery (ReDo, continual backprop) needs one feature per unit: refuse CReLU in one line."""
+    activation = getattr(config, "activation", "relu")
+    require(
+        activation == "relu",
+        f"method.activation={activation} is not allowed with {method}: its units have two features and are never dormant; use relu",
+    )
+
+
+@register_intervention("redo")
+class ReDo(Intervention):
     Config = ReDoConfig
 
-    def __init__(self, config: ReDoConfig, spec: MethodSpec):
-        super().__init__(config, spec)
-        self.recycled = {name: torch.zeros(spec.n_seeds, device=spec.device) for name in ("actor", "critic")}  # units, so far
+    def __init__(self, config: ReDoConfig, learner):
+        super().__init__(config, learner)
+        self.recycled = {name: torch.zeros(learner.spec.n_seeds, device=learner.spec.device) for name in learner.networks}  # units, so far
 
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
-        super().update(batch)
-        if self.updates % self.config.redo_every == 0:
+    def after_update(self, batch: Batch, stepped: tuple[str, ...]) -> None:
+        if self.learner.updates % self.config.redo_every == 0:
             self.recycle(batch)
 
     @torch.no_grad()
-    def recycle(self, batch: dict[str, torch.Tensor]) -> None:
-        """Recycle the dormant hidden units of actor and critic, scored on `batch`."""
-        critic_input = torch.cat([batch["obs"], batch["action"]], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1)
-        for name, net, opt, inputs in (
-            ("actor", self.actor, self.actor_opt, batch["obs"]),
-            ("critic", self.critic, self.critic_opt, critic_input),
-        ):
-            self.recycled[name] += recycle_dormant(net, opt, inputs, self.config.redo_tau, self.active, self.init_rng)
+    def recycle(self, batch: Batch) -> None:
+        """Recycle the dormant hidden units of every network, scored on `batch`."""
+        for name, net in self.learner.networks.items():
+            self.recycled[name] += recycle_dormant(
+                net.module, net.optimizer, net.inputs(batch), self.config.redo_tau, self.learner.active, net.init_rng
+            )
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        return {**super().diagnostics(), **{f"{name}_recycled_units": count.clone() for name, count in self.recycled.items()}}
+        return {f"{name}_recycled_units": count.clone() for name, count in self.recycled.items()}
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "recycled": self.recycled}

@@ -2,17 +2,28 @@ import math
 
 import pytest
 import torch
-from cyclic_bench.methods.neuromodulated_td3 import NeuromodulatedTD3, NeuromodulatedTD3Config, SurpriseTracker
+from cyclic_bench.methods.interventions.neuromodulated import SurpriseTracker
 from helpers import SMALL, transitions
-from method_checks import assert_round_trip, assert_seed_independent, spec
+from method_checks import LEARNERS
+from method_checks import make as make_pair
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.errors import ConfigError
+from cyclic_bench.registry import learners_of
 from cyclic_bench.run import train
 
 
-def make(seed_ids=(0, 1), **overrides) -> NeuromodulatedTD3:
-    return NeuromodulatedTD3(NeuromodulatedTD3Config(**{**SMALL, **overrides}), spec(seed_ids))
+def make(learner="td3", seed_ids=(0, 1), **overrides):
+    return make_pair("neuromodulated", learner, seed_ids, **overrides)
+
+
+def surprise(agent, recent: list[float]) -> torch.Tensor:
+    """Set E = 1 and F = `recent` per seed; returns the surprise share g."""
+    tracker = agent.intervention.surprise
+    tracker.expected.copy_(torch.ones(len(recent)))
+    tracker.recent.copy_(torch.tensor(recent))
+    agent.intervention.modulate_exploration()
+    return tracker.share
 
 
 def track(errors: torch.Tensor, expected_rate: float = 1e-3, recent_rate: float = 5e-2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,36 +63,44 @@ def test_stationary_noise_raises_ach_not_na():
     torch.testing.assert_close(share[:, noisy], share[:, quiet])  # the share does not depend on the noise scale
 
 
-def test_learning_rate_and_exploration_follow_the_surprise_share_per_seed():
-    agent = make(lr_gain=2.0, noise_gain=3.0)
-    agent.surprise.expected.copy_(torch.tensor([1.0, 1.0]))
-    agent.surprise.recent.copy_(torch.tensor([1.0, 4.0]))  # seed 1 is surprised: U = 3, g = 0.75
-    assert agent.surprise.share.tolist() == [0.0, 0.75]
-    torch.testing.assert_close(agent.exploration_noise(), torch.tensor([0.1, 0.1 * (1 + 3 * 0.75)]))
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_learning_rate_and_exploration_scale_follow_the_surprise_share_per_seed(learner):
+    agent = make(learner, lr_gain=2.0, noise_gain=3.0)
+    assert surprise(agent, [1.0, 4.0]).tolist() == [0.0, 0.75]  # seed 1 is surprised: U = 3, g = 0.75
+    torch.testing.assert_close(agent.learner.exploration_scale, torch.tensor([1.0, 1 + 3 * 0.75]))
     for t in transitions(2, SMALL["batch_size"]):
         agent.observe(t)  # one update at the last transition sets the rates from the (updated) share
-    share = agent.surprise.share
-    for opt in agent.optimizers():
+    share = agent.intervention.surprise.share
+    for opt in agent.optimizers()[:2]:  # actor and critic (SAC's temperature keeps its own rate)
         torch.testing.assert_close(opt.lr, agent.config.lr * (1 + 2.0 * share))
     assert share[1] > share[0]
+    torch.testing.assert_close(agent.learner.exploration_scale, 1 + 3.0 * share)
 
 
-def test_the_noise_of_training_actions_scales_per_seed():
-    agent = make(noise_gain=9.0)
-    agent.surprise.expected.copy_(torch.tensor([1.0, 1.0]))
-    agent.surprise.recent.copy_(torch.tensor([1.0, 1e6]))  # seed 1: sigma is about 10x
+def test_on_td3_the_noise_of_training_actions_scales_per_seed():
+    agent = make("td3", noise_gain=9.0)
+    surprise(agent, [1.0, 1e6])  # seed 1: sigma is about 10x
+    torch.testing.assert_close(agent.diagnostics()["exploration_noise"], 0.1 * agent.learner.exploration_scale)
     obs = torch.zeros(2, 200, 4)
     deviation = (agent.act(obs, explore=True) - agent.act(obs, explore=False)).std(dim=(1, 2))
     assert deviation[0] == pytest.approx(0.1, rel=0.15) and deviation[1] > 5 * deviation[0]
 
 
-def test_a_seed_trains_the_same_alone_and_inside_a_batch(cpu_threads):
-    alone, _ = assert_seed_independent(lambda seeds: make(seeds))
-    assert torch.isfinite(alone.surprise.expected).all()
+def test_on_sac_the_entropy_target_rises_with_surprise_and_the_temperature_follows():
+    agent = make("sac", noise_gain=math.e - 1)
+    surprise(agent, [1.0, 1e9])  # seed 1: g ~ 1, s ~ e, target -|A| + |A| = 0
+    torch.testing.assert_close(agent.diagnostics()["target_entropy"], torch.tensor([-2.0, 0.0]), atol=1e-6, rtol=0)
+    calm = make("sac")
+    for a in (agent, calm):
+        for t in transitions(2, 40):
+            a.observe(t)
+            if a is agent:
+                surprise(agent, [1.0, 1e9])  # keep seed 1 surprised
+    assert agent.learner.alpha()[1] > calm.learner.alpha()[1]  # a higher entropy target keeps the temperature up
 
 
-def test_state_round_trip_continues_identically():
-    assert_round_trip(lambda seeds: make(seeds))
+def test_the_original_name_runs_on_td3_only():
+    assert learners_of("neuromodulated_td3") == ["td3"] and learners_of("neuromodulated") == ["td3", "sac"]
 
 
 def test_neuromodulated_td3_runs_the_smoke_cyclic_mujoco_stream(tmp_path):
@@ -107,3 +126,5 @@ def test_neuromodulated_td3_runs_the_smoke_cyclic_mujoco_stream(tmp_path):
 def test_bad_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ConfigError, match=message):
         make(**settings)
+    with pytest.raises(ConfigError, match="method.base=sac is not allowed for method=neuromodulated_td3"):
+        compose_config(["method=neuromodulated_td3", "method.base=sac"])

@@ -10,7 +10,8 @@ new pair, so the output sums every head with its sign.
 
 - Head: the paper splits its Atari network into a convolutional encoder and a fully connected head; for these
   MLPs the head is the last `head_layers` linear layers (default 1: the output layer). The actor's tanh applies
-  to the sum. Actor and critic (both twin critics) are injected together.
+  to the sum (SAC's mean and log-std come from the summed output). Every network of the learner (actor and both twin
+  critics) is injected at the same time.
 - When: the paper injects once, at a fixed step (`inject_at`, environment steps per seed). In a task stream the
   natural moments are task switches, so by default every new task after the first gets an injection
   (`at_task_switch`; needs visible boundaries).
@@ -18,6 +19,8 @@ new pair, so the output sums every head with its sign.
   cancels exactly and never trains, so its function does not change.
 - Targets: the target networks get the same pair (copies of theta1), so their outputs do not change either; the
   soft updates then track the trained head as usual.
+- The new optimizer keeps each seed's learning rate. A captured update (CUDA graph) must be captured again after an
+  injection: the structure changed.
 """
 
 from __future__ import annotations
@@ -27,27 +30,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 from torch import nn
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec, Transition
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.method import Transition
 from cyclic_bench.nn import BatchedMLP, SeedAdam
 from cyclic_bench.plasticity import clone_parameters
-from cyclic_bench.registry import register_method
+from cyclic_bench.registry import register_intervention
 from cyclic_bench.rng import SeedRNG
 
 
 @dataclass
-class PlasticityInjectionConfig(TD3Config):
+class PlasticityInjectionConfig:
     name: str = "plasticity_injection"  # registered method name
     head_layers: int = 1  # the head: this many last linear layers of each network
     at_task_switch: bool = True  # inject whenever a new task starts, after the first (needs visible task boundaries)
     inject_at: list[int] = field(default_factory=list)  # environment steps per seed at which to inject (the paper: once)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        most = min(len(self.actor_hidden), len(self.critic_hidden)) + 1
+    def __post_init__(self):
+        most = min(len(getattr(self, "actor_hidden", [0])), len(getattr(self, "critic_hidden", [0]))) + 1
         require(1 <= self.head_layers <= most, f"method.head_layers={self.head_layers} is not allowed: it must be in [1, {most}]")
         require(all(step > 0 for step in self.inject_at), f"method.inject_at={self.inject_at} is not allowed: steps must be > 0")
 
@@ -101,25 +103,26 @@ def run_layers(mlp: BatchedMLP, x: torch.Tensor, indices: Iterable[int], hidden:
         if i < len(mlp.layers) - 1:
             if str(i) in mlp.norms:
                 x = mlp.norms[str(i)](x)
-            x = mlp.activation(x)
+            x = mlp.activation.fn(x)
             if hidden is not None:
                 hidden.append(x)
     return x
 
 
-@register_method("plasticity_injection")
-class PlasticityInjection(TD3):
+@register_intervention("plasticity_injection")
+class PlasticityInjection(Intervention):
     Config = PlasticityInjectionConfig
 
-    def __init__(self, config: PlasticityInjectionConfig, spec: MethodSpec):
-        super().__init__(config, spec)
-        self.actor, self.actor_target = InjectedMLP(self.actor, config.head_layers), InjectedMLP(self.actor_target, config.head_layers)
-        self.critic, self.critic_target = InjectedMLP(self.critic, config.head_layers), InjectedMLP(self.critic_target, config.head_layers)
+    def __init__(self, config: PlasticityInjectionConfig, learner):
+        super().__init__(config, learner)
+        for net in learner.networks.values():
+            net.module = InjectedMLP(net.module, config.head_layers)
+            if net.target is not None:
+                net.target = InjectedMLP(net.target, config.head_layers)
         self.steps_seen = 0
         self.injections = 0
 
-    def observe(self, t: Transition) -> None:
-        super().observe(t)
+    def after_step(self, t: Transition) -> None:
         previous, self.steps_seen = self.steps_seen, self.steps_seen + t.obs.shape[1]
         if any(previous < step <= self.steps_seen for step in self.config.inject_at):
             self.inject()
@@ -129,23 +132,23 @@ class PlasticityInjection(TD3):
             self.inject()
 
     def inject(self) -> None:
-        for name, net, target in (("actor", self.actor, self.actor_target), ("critic", self.critic, self.critic_target)):
-            net.inject(self.init_rng)
-            target.inject_copy(net)
-            self.initial[name] += clone_parameters(net.injected[-2]) + clone_parameters(net.injected[-1])
-        self.actor_opt, self.critic_opt = rebuilt(self.actor_opt, self.actor), rebuilt(self.critic_opt, self.critic)
+        for net in self.learner.networks.values():
+            net.module.inject(net.init_rng)
+            if net.target is not None:
+                net.target.inject_copy(net.module)
+            net.initial += clone_parameters(net.module.injected[-2]) + clone_parameters(net.module.injected[-1])
+            net.optimizer = rebuilt(net.optimizer, net.module)
         self.injections += 1
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        return {**super().diagnostics(), "injections": torch.full_like(self.actor_opt.lr, float(self.injections))}
+        return {"injections": torch.full_like(self.learner.active, float(self.injections), dtype=torch.float32)}
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "steps_seen": self.steps_seen, "injections": self.injections}
 
-    def load_state_dict(self, state: dict) -> None:
-        while self.injections < state["extra"]["injections"]:
+    def restore_structure(self, state: dict) -> None:
+        while self.injections < state["injections"]:
             self.inject()  # the saved structure first; its values come from the state
-        super().load_state_dict(state)
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)

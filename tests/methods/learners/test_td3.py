@@ -3,33 +3,26 @@ import csv
 import numpy as np
 import pytest
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
-from helpers import SMALL, transitions
+from helpers import transitions
+from method_checks import make as make_pair
+from method_checks import pick
 
 from cyclic_bench.cli import compose_config
-from cyclic_bench.method import MethodSpec, Transition
 from cyclic_bench.run import train
 
 
-def make(seed_ids, **overrides) -> TD3:
-    spec = MethodSpec(
-        obs_dim=4, action_dim=2, action_kind="continuous", seed_ids=tuple(seed_ids), n_tasks=1, total_steps=500, device=torch.device("cpu")
-    )
-    return TD3(TD3Config(**{**SMALL, **overrides}), spec)
-
-
-def pick(t: Transition, row: int) -> Transition:
-    return Transition(**{k: (v[row : row + 1] if isinstance(v, torch.Tensor) else v) for k, v in vars(t).items()})
+def make(seed_ids, **overrides):
+    return make_pair("td3", "td3", seed_ids, n_tasks=1, **overrides)
 
 
 def test_a_seed_trains_the_same_alone_and_inside_a_batch(cpu_threads):
     batch, alone = make([4, 5, 6]), make([5])
-    for a, b in zip(alone.actor.parameters(), batch.actor.parameters(), strict=True):
+    for a, b in zip(alone.learner.actor.parameters(), batch.learner.actor.parameters(), strict=True):
         assert torch.equal(a[0], b[1])  # bit-identical initial weights
     for t in transitions(3, 60):
         batch.observe(t)
         alone.observe(pick(t, 1))
-    assert batch.updates == alone.updates > 40
+    assert batch.learner.updates == alone.learner.updates > 40
     for name, module in alone.modules().items():
         for a, b in zip(module.parameters(), batch.modules()[name].parameters(), strict=True):
             torch.testing.assert_close(a[0], b[1], rtol=1e-5, atol=1e-6)
@@ -39,16 +32,28 @@ def test_a_seed_trains_the_same_alone_and_inside_a_batch(cpu_threads):
 
 def test_learning_changes_weights_and_respects_the_warmup_flag():
     agent = make([0])
-    before = [p.detach().clone() for p in agent.critic.parameters()]
+    critic = agent.learner.critic
+    before = [p.detach().clone() for p in critic.parameters()]
     for t in transitions(1, 30):
         t.learn = False
         agent.observe(t)
-    assert agent.updates == 0 and agent.replay.size == 30
-    assert all(torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True))
+    assert agent.learner.updates == 0 and agent.learner.replay.size == 30
+    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True))
     for t in transitions(1, 5, seed=1):
         agent.observe(t)
-    assert agent.updates == 5
-    assert not all(torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True))
+    assert agent.learner.updates == 5
+    assert not all(torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True))
+
+
+def test_the_actor_and_its_target_step_every_policy_delay_updates():
+    agent = make([0], policy_delay=3)
+    actor, target = agent.learner.actor, agent.learner.networks["actor"].target
+    for t in transitions(1, 16):  # the 16th transition fills a batch: one update
+        agent.observe(t)
+    assert agent.learner.updates == 1 and all(torch.equal(a, b) for a, b in zip(actor.parameters(), target.parameters(), strict=True))
+    for t in transitions(1, 2, seed=1):
+        agent.observe(t)
+    assert agent.learner.updates == 3 and not all(torch.equal(a, b) for a, b in zip(actor.parameters(), target.parameters(), strict=True))
 
 
 def test_deterministic_actions_have_no_noise_and_stay_in_bounds():
@@ -69,7 +74,7 @@ def test_state_dict_round_trip_continues_identically():
     for t in data[25:]:
         first.observe(t)
         second.observe(t)
-    for a, b in zip(first.critic.parameters(), second.critic.parameters(), strict=True):
+    for a, b in zip(first.learner.critic.parameters(), second.learner.critic.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -78,12 +83,13 @@ def test_an_inactive_seed_stops_updating():
     for t in transitions(2, 20):
         agent.observe(t)
     agent.deactivate(torch.tensor([False, True]))
-    frozen = [p.detach()[1].clone() for p in agent.actor.parameters()]
-    moving = [p.detach()[0].clone() for p in agent.actor.parameters()]
+    actor = agent.learner.actor
+    frozen = [p.detach()[1].clone() for p in actor.parameters()]
+    moving = [p.detach()[0].clone() for p in actor.parameters()]
     for t in transitions(2, 10, seed=3):
         agent.observe(t)
-    assert all(torch.equal(f, p[1]) for f, p in zip(frozen, agent.actor.parameters(), strict=True))
-    assert not all(torch.equal(m, p[0]) for m, p in zip(moving, agent.actor.parameters(), strict=True))
+    assert all(torch.equal(f, p[1]) for f, p in zip(frozen, actor.parameters(), strict=True))
+    assert not all(torch.equal(m, p[0]) for m, p in zip(moving, actor.parameters(), strict=True))
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
 """Continual backprop (Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood & Sutton, Nature 2024, "Loss of plasticity in
 deep continual learning").
 
-TD3 whose networks keep replacing their least useful hidden units. After every gradient step of a network, each
+The learner's networks keep replacing their least useful hidden units. After every gradient step of a network, each
 hidden unit i of each hidden layer updates its contribution utility on the step's batch,
 u_i <- eta * u_i + (1 - eta) * E_x|h_i(x)| * sum_k |w_ik|   (w_ik: its outgoing weights),
 and ages by one. Units older than `maturity_threshold` are mature; a layer owes `replacement_rate` x (its number
 of mature units) replacements per step, accumulated as a fraction until a whole unit is due; the due units are the
 mature ones with the lowest bias-corrected utility u_i / (1 - eta^age_i). A replaced unit gets incoming weights and
 bias drawn from the initial distribution, zero outgoing weights (the output does not jump), zero Adam moments for
-all of them, and utility and age 0. All of it per seed and per twin critic; failed seeds are left alone.
+all of them, and utility and age 0. All of it per seed and per twin critic; failed seeds are left alone. The
+utility is that of a ReLU unit's one feature, so `method.activation=crelu` is refused.
 
 Where the public code (lop/algos/gnt.py) differs, we follow the paper: it measures outgoing weights by their mean
 instead of their sum (the same ranking within a layer), zeroes the new unit's bias instead of drawing it, moves the
@@ -22,12 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
+from cyclic_bench.methods.interventions.redo import require_single_features
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.learner import Batch
 from cyclic_bench.nn import BatchedMLP, SeedAdam, seed_view
-from cyclic_bench.registry import register_method
+from cyclic_bench.registry import register_intervention
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.units import reinit_units
 
@@ -36,49 +38,50 @@ DRAWS_PER_LAYER = 8  # counter room for one layer's fresh draw (a BatchedLinear 
 
 
 @dataclass
-class CBPConfig(TD3Config):
+class CBPConfig:
     name: str = "cbp"  # registered method name
     replacement_rate: float = 1e-4  # rho: fraction of a layer's mature units replaced per gradient step
     maturity_threshold: int = 100  # steps a unit must live before it may be replaced (1e4 in the paper's PPO runs)
     utility_decay: float = 0.99  # eta: decay rate of the running contribution utility
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def __post_init__(self):
         rate = self.replacement_rate
         require(0 <= rate <= 1, f"method.replacement_rate={rate} is not allowed: it must be in [0, 1]")
         require(self.maturity_threshold >= 0, f"method.maturity_threshold={self.maturity_threshold} is not allowed: it must be >= 0")
         require(0 <= self.utility_decay < 1, f"method.utility_decay={self.utility_decay} is not allowed: it must be in [0, 1)")
+        require_single_features(self, "cbp")
 
 
-@register_method("cbp")
-class ContinualBackprop(TD3):
+@register_intervention("cbp")
+class ContinualBackprop(Intervention):
     Config = CBPConfig
 
-    def __init__(self, config: CBPConfig, spec: MethodSpec):
-        super().__init__(config, spec)
+    def __init__(self, config: CBPConfig, learner):
+        super().__init__(config, learner)
+        spec = learner.spec
         self.replace_rng = SeedRNG(spec.seed_ids, stream=REPLACE_STREAM, device=spec.device)
-        self.stats = {"actor": unit_stats(self.actor), "critic": unit_stats(self.critic)}  # per hidden layer
+        self.stats = {name: unit_stats(net.module) for name, net in learner.networks.items()}  # per hidden layer
         self.replaced = {name: torch.zeros(spec.n_seeds, device=spec.device) for name in self.stats}  # units, so far
-        self.first_slot = {"actor": 0, "critic": len(self.stats["actor"])}  # hidden layers numbered across both networks
-        self.slots = len(self.stats["actor"]) + len(self.stats["critic"])
+        self.first_slot, slot = {}, 0  # hidden layers numbered across all networks
+        for name, layers in self.stats.items():
+            self.first_slot[name], slot = slot, slot + len(layers)
+        self.slots = slot
 
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
-        super().update(batch)
-        critic_input = torch.cat([batch["obs"], batch["action"]], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1)
-        self.generate_and_test("critic", self.critic, self.critic_opt, critic_input)
-        if self.updates % self.config.policy_delay == 0:  # the actor stepped too
-            self.generate_and_test("actor", self.actor, self.actor_opt, batch["obs"])
+    def after_update(self, batch: Batch, stepped: tuple[str, ...]) -> None:
+        for name in stepped:
+            net = self.learner.networks[name]
+            self.generate_and_test(name, net.module, net.optimizer, net.inputs(batch))
 
     @torch.no_grad()
     def generate_and_test(self, name: str, net: BatchedMLP, opt: SeedAdam, inputs: torch.Tensor) -> None:
         """Update the utilities and ages of `net`'s hidden units on `inputs`, and replace the units now due."""
-        cfg, hidden = self.config, []
+        cfg, hidden, active = self.config, [], self.learner.active
         net(inputs, hidden=hidden)
         norms = dict(net.norms.items())  # hidden layer index (str) -> its LayerNorm, where there is one
         for i, h in enumerate(hidden):
             stats = self.stats[name][i]
             contribution = h.abs().mean(dim=-2) * net.layers[i + 1].effective_weight().abs().sum(dim=-1)  # [S, *members, units]
-            on = seed_view(self.active, contribution)
+            on = seed_view(active, contribution)
             running = cfg.utility_decay * stats["utility"] + (1 - cfg.utility_decay) * contribution
             stats["utility"] = torch.where(on, running, stats["utility"])
             stats["age"] = torch.where(on, stats["age"] + 1, stats["age"])
@@ -94,15 +97,15 @@ class ContinualBackprop(TD3):
             stats["utility"] = stats["utility"].masked_fill(replace, 0.0)
             stats["age"] = stats["age"].masked_fill(replace, 0)
             # counter-based draws at a position fixed by (step, network, layer): the same alone or in any batch
-            self.replace_rng.counter.fill_(DRAWS_PER_LAYER * (self.updates * self.slots + self.first_slot[name] + i))
+            self.replace_rng.counter.fill_(DRAWS_PER_LAYER * (self.learner.updates * self.slots + self.first_slot[name] + i))
             reinit_units(net.layers[i], net.layers[i + 1], replace, self.replace_rng, opt, norms.get(str(i)))
             self.replaced[name] += replace.reshape(replace.shape[0], -1).sum(dim=1)
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        return {**super().diagnostics(), **{f"{name}_replaced_units": count.clone() for name, count in self.replaced.items()}}
+        return {f"{name}_replaced_units": count.clone() for name, count in self.replaced.items()}
 
     def random_streams(self) -> dict[str, SeedRNG]:
-        return {**super().random_streams(), "replace": self.replace_rng}
+        return {"replace": self.replace_rng}
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "unit_stats": self.stats, "replaced": self.replaced}

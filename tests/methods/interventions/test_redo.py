@@ -1,21 +1,11 @@
 import pytest
 import torch
-from cyclic_bench.methods.redo import ReDo, ReDoConfig
-from helpers import SMALL, transitions
-from method_checks import assert_round_trip, assert_seed_independent, spec
+from helpers import transitions
+from method_checks import LEARNERS, make, trained
 
 from cyclic_bench.errors import ConfigError
 
-
-def make(seed_ids=(0, 1), **overrides) -> ReDo:
-    return ReDo(ReDoConfig(**{**SMALL, **overrides}), spec(seed_ids))
-
-
-def trained(**overrides) -> ReDo:
-    agent = make(**overrides)
-    for t in transitions(2, 30):
-        agent.observe(t)
-    return agent
+pytestmark = pytest.mark.parametrize("learner", LEARNERS)
 
 
 def by_hand_dormant(h: torch.Tensor, tau: float) -> torch.Tensor:
@@ -24,26 +14,25 @@ def by_hand_dormant(h: torch.Tensor, tau: float) -> torch.Tensor:
     return activity / activity.mean(dim=-1, keepdim=True) <= tau
 
 
-def test_recycles_exactly_the_dormant_units_and_resets_their_moments():
-    agent = trained(redo_every=10**9)
-    batch = agent.sample()
-    layer, following = agent.actor.layers[0], agent.actor.layers[1]
+def test_recycles_exactly_the_dormant_units_and_resets_their_moments(learner):
+    agent = trained(make("redo", learner, redo_every=10**9))
+    redo, actor = agent.intervention, agent.learner.networks["actor"]
+    batch = agent.learner.sample()
+    layer, following = actor.module.layers[0], actor.module.layers[1]
     with torch.no_grad():  # silence units 3 and 7 of seed 0's first actor layer; seed 1 keeps them
         layer.weight[0, :, [3, 7]] = 0.0
         layer.bias[0, :, [3, 7]] = -10.0
     hidden = []
-    agent.actor(batch["obs"], hidden=hidden)
+    actor.module(batch["obs"], hidden=hidden)
     expected = by_hand_dormant(hidden[0], 0.1)
     assert expected[0, [3, 7]].all() and expected.sum() < expected.numel() / 2
-    opt = agent.actor_opt
+    opt = actor.optimizer
     for moment in [*opt.exp_avg, *opt.exp_avg_sq]:
         moment.fill_(1.0)  # so that a reset is visible everywhere
-    index = {id(p): i for i, p in enumerate(opt.params)}
     w_in, w_out = layer.weight.detach().clone(), following.weight.detach().clone()
-    m_in, v_in = opt.exp_avg[index[id(layer.weight)]].clone(), opt.exp_avg_sq[index[id(layer.weight)]].clone()
-    m_out = opt.exp_avg[index[id(following.weight)]].clone()
+    (m_in, v_in), (m_out, _) = (tuple(m.clone() for m in opt.moments(w)) for w in (layer.weight, following.weight))
 
-    agent.recycle(batch)
+    redo.recycle(batch)
 
     changed_in = (layer.weight.detach() != w_in).any(dim=1)  # [S, units]: a column of incoming weights was redrawn
     assert torch.equal(changed_in, expected)
@@ -52,59 +41,50 @@ def test_recycles_exactly_the_dormant_units_and_resets_their_moments():
     untouched = ~expected.unsqueeze(2) & ~next_fresh
     assert (following.weight.detach()[outgoing_zero] == 0).all()
     assert torch.equal(following.weight.detach()[untouched], w_out[untouched])
-    m_in_after, v_in_after = opt.exp_avg[index[id(layer.weight)]], opt.exp_avg_sq[index[id(layer.weight)]]
+    m_in_after, v_in_after = opt.moments(layer.weight)
     assert (m_in_after.transpose(1, 2)[expected] == 0).all() and (v_in_after.transpose(1, 2)[expected] == 0).all()
     assert torch.equal(m_in_after.transpose(1, 2)[~expected], m_in.transpose(1, 2)[~expected])
     assert torch.equal(v_in_after.transpose(1, 2)[~expected], v_in.transpose(1, 2)[~expected])
-    m_out_after = opt.exp_avg[index[id(following.weight)]]
+    m_out_after = opt.moments(following.weight)[0]
     assert (m_out_after[expected] == 0).all() and torch.equal(m_out_after[untouched], m_out[untouched])
-    assert agent.recycled["actor"][0] >= 2
+    assert redo.recycled["actor"][0] >= 2
 
 
-def test_twin_critics_recycle_their_own_units_and_the_output_layer_is_never_recycled():
-    agent = trained(redo_every=10**9, redo_tau=0.0)  # tau 0: only units that never fire
-    batch = agent.sample()
-    critic = agent.critic
+def test_twin_critics_recycle_their_own_units_and_the_output_layer_is_never_recycled(learner):
+    agent = trained(make("redo", learner, redo_every=10**9, redo_tau=0.0))  # tau 0: only units that never fire
+    critic = agent.learner.critic
     with torch.no_grad():  # silence unit 5 of the second critic of seed 1, in the last hidden layer
         critic.layers[1].weight[1, 1, :, 5] = 0.0
         critic.layers[1].bias[1, 1, :, 5] = -10.0
     output_before = critic.layers[-1].bias.detach().clone()
-    agent.recycle(batch)
+    agent.intervention.recycle(agent.learner.sample())
     assert (critic.layers[-1].weight.detach()[1, 1, 5] == 0).all()
     assert (critic.layers[-1].weight.detach()[1, 0, 5] != 0).all()  # the first critic's unit 5 is a different unit
     assert torch.equal(critic.layers[-1].bias.detach(), output_before)
 
 
-def test_an_inactive_seed_is_not_recycled():
-    agent = trained(redo_every=10**9, redo_tau=0.5)
+def test_an_inactive_seed_is_not_recycled(learner):
+    agent = trained(make("redo", learner, redo_every=10**9, redo_tau=0.5))
     agent.deactivate(torch.tensor([True, False]))
-    before = [p.detach()[0].clone() for p in agent.actor.parameters()]
-    agent.recycle(agent.sample())
-    assert all(torch.equal(b, p[0]) for b, p in zip(before, agent.actor.parameters(), strict=True))
-    assert agent.recycled["actor"][0] == 0 and agent.recycled["actor"][1] > 0
+    actor = agent.learner.actor
+    before = [p.detach()[0].clone() for p in actor.parameters()]
+    agent.intervention.recycle(agent.learner.sample())
+    assert all(torch.equal(b, p[0]) for b, p in zip(before, actor.parameters(), strict=True))
+    recycled = agent.intervention.recycled["actor"]
+    assert recycled[0] == 0 and recycled[1] > 0
 
 
-def test_checks_run_every_redo_every_updates(monkeypatch):
-    agent = make(redo_every=7)
+def test_checks_run_every_redo_every_updates(learner, monkeypatch):
+    agent = make("redo", learner, redo_every=7)
     calls = []
-    monkeypatch.setattr(agent, "recycle", lambda batch: calls.append(agent.updates))
+    monkeypatch.setattr(agent.intervention, "recycle", lambda batch: calls.append(agent.learner.updates))
     for t in transitions(2, 40):
         agent.observe(t)
     assert calls == [7, 14, 21]  # updates start once the buffer holds a batch (16)
 
 
-def test_bad_settings_are_refused():
+def test_bad_settings_are_refused(learner):
     with pytest.raises(ConfigError, match="redo_every"):
-        make(redo_every=0)
-
-
-def test_a_seed_recycles_the_same_alone_and_inside_a_batch(cpu_threads):
-    alone, batch = assert_seed_independent(lambda seeds: make(seeds, redo_every=5, redo_tau=0.5))
-    assert alone.recycled["actor"][0] > 0 and alone.recycled["critic"][0] > 0
-    assert torch.equal(alone.recycled["critic"][0], batch.recycled["critic"][1])
-
-
-def test_state_round_trip_keeps_the_recycled_counts():
-    agent = trained(redo_every=5, redo_tau=0.5)
-    assert agent.recycled["critic"].min() > 0
-    assert_round_trip(lambda seeds: make(seeds, redo_every=5, redo_tau=0.5))
+        make("redo", learner, redo_every=0)
+    with pytest.raises(ConfigError, match="method.activation=crelu is not allowed with redo"):
+        make("redo", learner, activation="crelu")

@@ -1,10 +1,14 @@
-"""Neuroplastic Expansion (NE) on TD3 (Liu, Obando-Ceron, Courville & Pan, ICLR 2025, arXiv 2410.07994), and
-`ne_public`, the configuration of the authors' public code (github.com/torressliu/neuroplastic-expansion at commit
+"""Neuroplastic Expansion (NE) (Liu, Obando-Ceron, Courville & Pan, ICLR 2025, arXiv 2410.07994) on any learner, and
+`ne_public`, the configuration of the authors' public code on TD3 (github.com/torressliu/neuroplastic-expansion at commit
 de2c660: NE/STL_Scheduler.py, NE/utils.py, stl/TD3.py, stl/modules_TD3.py, stl/train.py, compared line by line).
 
-Read top to bottom: the configs, the sparse topology, the growth schedules, experience review, the method. Each
-mechanism acts on a network, its optimizer, its gradients and its hidden activations (not on TD3's internals) and
-runs between two updates, in place; only the masking of gradients sits in the optimizer step.
+Read top to bottom: the configs, the sparse topology, the growth schedules, experience review, the intervention.
+Each mechanism acts on a network, its optimizer, its gradients and its hidden activations (through the learner
+contract, never a learner's internals) and runs between two updates, in place; only the masking of gradients sits in
+the optimizer step. The paper pairs NE with TD3 (MuJoCo) and DrQ (pixel DMC); on SAC (`method.base=sac`) both networks
+step, and so count, every update. NE combines with LayerNorm and CReLU through the learner's settings, as its
+reviewers asked (`method.critic_layer_norm=[0,1]`, `method.activation=crelu`; with CReLU a unit is dormant when both
+its features are).
 
 `ne`, the paper's method
 1. Sparse start. Each network keeps `initial_density` (0.2: the paper's and the public code's global sparsity 0.8)
@@ -12,7 +16,7 @@ runs between two updates, in place; only the masking of gradients sits in the op
    out_l); a layer the rule would make denser than 1 is dense and never changes, as in RigL (Evci et al. 2020) and
    the public `sparse_set`. Each seed's (and twin critic's) initial mask keeps the layer's largest |w|.
 2. Elastic growth over a span of the stream. Every `topology_every` (the paper's delta, 100) of a network's own
-   updates (the actor counts its delayed updates, as the public code does), each sparse layer grows the inactive
+   updates (TD3's actor counts its delayed updates, as the public code does), each sparse layer grows the inactive
    connections with the largest dense-gradient magnitude |dL/dW| on the update's batch (RigL's criterion). The paper
    anneals the growth rate as zeta_t = zeta/2 (1 + cos(pi t / T_end)); here T_end is the growth span and zeta the
    value that fills each layer exactly by then: a layer's connection count follows the integral of that rate,
@@ -75,6 +79,7 @@ batch, at topology changes only: RigL's approximation, the gradient of a missing
 - critic 3 x 256 with LayerNorm after the third hidden linear layer (before its ReLU), actor 2 x 256 (modules_TD3.py
   lines 11-75); the LayerNorm gains count as dense weights in the Erdos-Renyi budget and in the density, as the
   public `sparse_set` and `show_sparsity` count every 'weight' tensor. Every other method keeps TD3's networks.
+  `ne_public` reproduces a TD3 code base, so it runs on TD3 only.
 - growth at the constant pace (`growth_schedule=constant`): each sparse layer grows floor(0.008 x its initial free
   space) connections per topology change, the free space being 0.8 N - initial (the public `n_init_space`), and
   prunes floor(0.4 x that), until the network's density reaches 0.75; there are no per-layer targets.
@@ -115,7 +120,7 @@ Seeds: every count, choice, threshold and schedule is per seed. Masks are the `m
 sparse layers (saved with the modules; dense layers have none). Masked weights are kept exactly 0 with zero Adam
 moments (the optimizer zeroes their gradients), so acting and training forwards use the raw weights and skip the
 mask multiply; the target networks share the masks and stay 0 where they are 0. Diagnostics, per evaluation: each
-network's density (TD3's), connections grown and pruned since the last evaluation, the share of batches drawn by
+network's density, connections grown and pruned since the last evaluation, the share of batches drawn by
 review since then, the growth phase, and the review signal (the change rate, or the active fraction) and threshold.
 """
 
@@ -124,27 +129,27 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.learner import Batch, Learner
 from cyclic_bench.nn import BatchedMLP, SeedAdam
 from cyclic_bench.plasticity import active_fraction, clone_parameters, density, dormant_ratio, dormant_units
-from cyclic_bench.registry import register_method
+from cyclic_bench.registry import register_intervention
 from cyclic_bench.rng import SeedRNG
 
-REVIEW_STREAM, TOPOLOGY_STREAM = 11, 12  # random-stream ids of NE's own draws (TD3 uses 1-4)
+REVIEW_STREAM, TOPOLOGY_STREAM = 11, 12  # random-stream ids of NE's own draws (learners use 1-4)
 GROWTH_SCHEDULES = ("cosine", "constant")
 REVIEW_GATES = ("dormant_stall", "active_fraction")
 PRUNE_ORDERS = ("dormant", "magnitude")
-NETWORKS = ("critic", "actor")  # the order in which a learner update reaches them
+PUBLIC_NETWORKS = {"critic_hidden": [256, 256, 256], "critic_layer_norm": [2]}  # modules_TD3.MLPCritic: 3 x 256, LayerNorm after the third
 
 
 @dataclass
-class NEConfig(TD3Config):
+class NEConfig:
     name: str = "ne"  # registered method name
     initial_density: float = 0.2  # fraction of each network's weights in use at the start (global sparsity 0.8)
     target_density: float = 0.75  # growth ends at this density (public code: 75% dense)
@@ -173,7 +178,6 @@ class NEConfig(TD3Config):
     review: bool = True  # experience review (ablation: false)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         require(
             0 < self.initial_density <= self.target_density <= 1,
             f"method.initial_density={self.initial_density} and method.target_density={self.target_density} are not allowed: "
@@ -201,9 +205,7 @@ class NEConfig(TD3Config):
 
 @dataclass
 class NEPublicConfig(NEConfig):
-    name: str = "ne_public"  # registered method name
-    critic_hidden: list[int] = field(default_factory=lambda: [256, 256, 256])  # modules_TD3.MLPCritic
-    critic_layer_norm: list[int] = field(default_factory=lambda: [2])  # LayerNorm after the third hidden linear layer
+    name: str = "ne_public"  # registered method name (TD3's networks are set at its registration: PUBLIC_NETWORKS)
     growth_schedule: str = "constant"  # STL_Scheduler's uni=True: 0.008 x the initial free space per change
     prune_order: str = "magnitude"  # the dormant-score lookup never matches: smallest |w|
     regrow_pruned: bool = True  # the public regrowth ranks every connection the pruning left out
@@ -305,13 +307,13 @@ class MaskedSeedAdam:
 
 
 class SparseTopology:
-    """The masks of one network (online and target), its sparse start, and the rewiring of one layer at a time.
+    """The masks of one network (online and target, if any), its sparse start, and the rewiring of one layer at a time.
 
     A layer's weight [S, *members, in, out] is handled as rows [S, M, N]: one mask, count and choice per seed and
     member (M = product of the member axes, N = in * out). Also the per-seed phase: growing, or at constant density.
     """
 
-    def __init__(self, net: BatchedMLP, target: BatchedMLP, initial_density: float, target_density: float):
+    def __init__(self, net: BatchedMLP, target: BatchedMLP | None, initial_density: float, target_density: float):
         self.net, self.target, self.layers = net, target, list(net.layers)
         shapes = [(layer.in_features, layer.out_features) for layer in self.layers]
         self.sizes = [i * o for i, o in shapes]
@@ -334,7 +336,7 @@ class SparseTopology:
                 counts = torch.full(magnitude.shape[:-1], self.initial_counts[k], dtype=torch.long, device=device)
                 layer.mask = pick([magnitude], torch.ones_like(magnitude, dtype=torch.bool), counts).view_as(layer.weight).float()
                 layer.weight.mul_(layer.mask)
-            for tracked, online in zip(target.parameters(), net.parameters(), strict=True):
+            for tracked, online in zip(target.parameters(), net.parameters(), strict=True) if target is not None else ():
                 tracked.copy_(online)
 
     def active(self, k: int) -> torch.Tensor:
@@ -348,12 +350,16 @@ class SparseTopology:
         return used / (self.members * (sum(self.sizes) + self.gains))
 
     def dormant_connections(self, k: int, dormant: list[torch.Tensor]) -> torch.Tensor:
-        """bool rows [S, M, N] of layer k: connections into or out of a dormant hidden unit ([S, *members, units] each)."""
+        """bool rows [S, M, N] of layer k: connections into or out of a dormant hidden unit.
+
+        dormant: per hidden layer, bool [S, *members, features]; a unit with several features (CReLU: relu(x), relu(-x))
+        is dormant when all of them are, and each feature's outgoing connections go with it.
+        """
         touches = torch.zeros_like(self.layers[k].weight, dtype=torch.bool)
         if k > 0:
             touches |= dormant[k - 1].unsqueeze(-1)
         if k < len(self.layers) - 1:
-            touches |= dormant[k].unsqueeze(-2)
+            touches |= dormant[k].unflatten(-1, (self.net.activation.width, -1)).all(dim=-2).unsqueeze(-2)
         return rows(touches)
 
     @torch.no_grad()
@@ -380,7 +386,8 @@ class SparseTopology:
         grown = pick([rows(grad).abs()], candidates, n_grow)
         new_mask = (mask & ~pruned) | grown
         stay = (mask & new_mask).view_as(layer.weight)  # keep weight and moments; everything else is 0
-        for tensor in (layer.weight, *optimizer.moments(layer.weight), self.target.layers[k].weight):
+        tracked = [] if self.target is None else [self.target.layers[k].weight]
+        for tensor in (layer.weight, *optimizer.moments(layer.weight), *tracked):
             tensor.mul_(stay.to(tensor.dtype))
         layer.mask.copy_(new_mask.view_as(layer.weight))
         self.grown += (new_mask & ~mask).sum(dim=(1, 2))
@@ -484,27 +491,27 @@ def oldest_slice(logical: torch.Tensor, size: int, fraction: float) -> torch.Ten
     return logical * max(1, int(fraction * size)) // size
 
 
-# ---- the method -----------------------------------------------------------------------------------------------
-@register_method("ne_public", NEPublicConfig)
-@register_method("ne_no_review", NEConfig, review=False)
-@register_method("ne_no_prune", NEConfig, prune=False)
-@register_method("ne_no_growth", NEConfig, grow=False)
-@register_method("ne")
-class NE(TD3):
+# ---- the intervention -----------------------------------------------------------------------------------------
+@register_intervention("ne_public", NEPublicConfig, learners=("td3",), **PUBLIC_NETWORKS)
+@register_intervention("ne_no_review", NEConfig, review=False)
+@register_intervention("ne_no_prune", NEConfig, prune=False)
+@register_intervention("ne_no_growth", NEConfig, grow=False)
+@register_intervention("ne")
+class NE(Intervention):
     Config = NEConfig
 
-    def __init__(self, config: NEConfig, spec: MethodSpec):
-        super().__init__(config, spec)
-        S, device = spec.n_seeds, spec.device
-        self.topologies = {
-            "critic": SparseTopology(self.critic, self.critic_target, config.initial_density, config.target_density),
-            "actor": SparseTopology(self.actor, self.actor_target, config.initial_density, config.target_density),
-        }
-        restartable = config.restart_adam_steps
-        self.critic_opt = MaskedSeedAdam(self.critic, self.topologies["critic"].sparse, S, config.lr, restartable)  # TD3's unused
-        self.actor_opt = MaskedSeedAdam(self.actor, self.topologies["actor"].sparse, S, config.lr, restartable)
-        self.initial = {"actor": clone_parameters(self.actor), "critic": clone_parameters(self.critic)}  # the sparse start
-        self.horizon = config.schedule_updates or max(1, spec.total_steps * config.updates_per_step * self.envs_per_seed)
+    def __init__(self, config: NEConfig, learner: Learner):
+        super().__init__(config, learner)
+        spec, S, device = learner.spec, learner.spec.n_seeds, learner.spec.device
+        self.order = ["critic", *(name for name in learner.networks if name != "critic")]  # as a learner update reaches them
+        self.topologies = {}
+        for name in self.order:
+            net = learner.networks[name]
+            self.topologies[name] = SparseTopology(net.module, net.target, config.initial_density, config.target_density)
+            net.optimizer = MaskedSeedAdam(net.module, self.topologies[name].sparse, S, learner.config.lr, config.restart_adam_steps)
+            net.initial = clone_parameters(net.module)  # the sparse start
+        self.own_updates = dict.fromkeys(self.order, 0)  # each network's own updates (TD3's actor: its delayed ones)
+        self.horizon = config.schedule_updates or max(1, spec.total_steps * learner.config.updates_per_step)
         self.span = config.growth_updates or max(1, round(config.growth_fraction * self.horizon))
         self.review_rng = SeedRNG(spec.seed_ids, stream=REVIEW_STREAM, device=device)
         self.topology_rng = SeedRNG(spec.seed_ids, stream=TOPOLOGY_STREAM, device=device)
@@ -513,60 +520,53 @@ class NE(TD3):
         self.critic_activity = torch.full((S,), float("nan"), device=device)  # the last active fraction the gate saw
         self.watch_activity = config.halve_batch_below > 0 or (config.review and config.review_gate == "active_fraction")
         zeros = {name: torch.zeros(S, device=device) for name in ("batches", "review_batches")}
-        self.tallies = zeros | {f"{name}_{kind}": torch.zeros(S, device=device) for name in NETWORKS for kind in ("grown", "pruned")}
+        self.tallies = zeros | {f"{name}_{kind}": torch.zeros(S, device=device) for name in self.order for kind in ("grown", "pruned")}
+
+    def online_networks(self) -> list[BatchedMLP]:
+        return [net.module for net in self.learner.networks.values()]
 
     # ---- sampling: experience review and the halved batch -------------------------------------------------
-    def sample(self) -> dict[str, torch.Tensor]:
-        """TD3's uniform batch, except for seeds that review (the oldest slice of their buffer) or halve it."""
-        cfg, size, B = self.config, self.replay.size, self.config.batch_size
-        logical = self.sample_rng.randint(size, B)
+    def sample_positions(self, logical: torch.Tensor, size: int) -> torch.Tensor:
+        """The learner's uniform draw, except for seeds that review (the oldest slice of their buffer) or halve it."""
+        cfg, B, active = self.config, logical.shape[1], self.learner.active
         if self.watch_activity:  # the public code measures the critic on a batch of its own at every update
-            self.critic_activity = self.probe_activity()
+            self.critic_activity = self.probe_activity(size, B)
             if cfg.halve_batch_below > 0:
                 halved = logical[:, torch.arange(B, device=logical.device) % max(1, B // 2)]  # each transition twice
                 logical = torch.where((self.critic_activity < cfg.halve_batch_below).unsqueeze(1), halved, logical)
-        review = torch.zeros_like(self.active)
+        review = torch.zeros_like(active)
         if cfg.review and cfg.review_gate == "active_fraction":
             review = active_fraction_gate(self.critic_activity, self.review_rng.uniform(), cfg.review_active_below, cfg.review_temperature)
         elif cfg.review:
-            review = self.review_plan[:, self.updates % cfg.topology_every]
-        logical = torch.where(review.unsqueeze(1), oldest_slice(logical, size, cfg.review_fraction), logical)
-        self.tallies["batches"] += self.active
-        self.tallies["review_batches"] += review & self.active
-        return self.replay.get(self.replay.chronological(logical))
+            review = self.review_plan[:, self.learner.updates % cfg.topology_every]
+        self.tallies["batches"] += active
+        self.tallies["review_batches"] += review & active
+        return torch.where(review.unsqueeze(1), oldest_slice(logical, size, cfg.review_fraction), logical)
 
     @torch.no_grad()
-    def probe_activity(self) -> torch.Tensor:
+    def probe_activity(self, size: int, batch_size: int) -> torch.Tensor:
         """[S]: the critic's fraction of active hidden units on a uniform batch drawn for it."""
-        probe = self.replay.get(self.replay.chronological(self.review_rng.randint(self.replay.size, self.config.batch_size)))
+        critic = self.learner.networks["critic"]
+        probe = self.learner.batch_at(self.review_rng.randint(size, batch_size))
         hidden: list[torch.Tensor] = []
-        with unmasked(self.critic):
-            self.critic(torch.cat([probe["obs"], probe["action"]], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1), hidden=hidden)
+        with unmasked(critic.module):
+            critic.module(critic.inputs(probe), hidden=hidden)
         return active_fraction(hidden)
 
     # ---- learning and topology ----------------------------------------------------------------------------
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        with unmasked(self.actor):  # masked weights are 0: the same actions without the mask multiply
-            return super().act(obs, explore)
+    def computing(self):
+        return unmasked(*self.online_networks())  # masked weights are 0 and their gradients are zeroed by MaskedSeedAdam
 
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
-        with unmasked(self.actor, self.critic):  # masked weights are 0 and their gradients are zeroed by MaskedSeedAdam
-            super().update(batch)
-        due = [name for name in NETWORKS if self.topology_due(name)]
+    def after_update(self, batch: Batch, stepped: tuple[str, ...]) -> None:
+        for name in stepped:
+            self.own_updates[name] += 1
+        due = [name for name in self.order if name in stepped and self.own_updates[name] % self.config.topology_every == 0]
         if due:
             self.topology_step(batch, due)
 
-    def own_updates(self, name: str) -> int:
-        """Updates the network has had: the critic every learner update, the actor every policy_delay-th."""
-        return self.updates if name == "critic" else self.updates // self.config.policy_delay
-
-    def topology_due(self, name: str) -> bool:
-        stepped = name == "critic" or self.updates % self.config.policy_delay == 0
-        return stepped and self.own_updates(name) % self.config.topology_every == 0
-
-    def topology_step(self, batch: dict[str, torch.Tensor], names: list[str] | tuple[str, ...] = NETWORKS) -> None:
-        """Rewire the networks in `names` on this batch; a critic change also feeds the review trigger."""
+    def topology_step(self, batch: Batch, names: list[str] | None = None) -> None:
+        """Rewire the networks in `names` (default all) on this batch; a critic change also feeds the review trigger."""
+        names = self.order if names is None else names
         grads, hidden = self.dense_gradients(batch, names), self.hidden_activations(batch)
         if "critic" in names and self.config.review and self.config.review_gate == "dormant_stall":
             on = self.trigger.measure(dormant_ratio(hidden["critic"], self.config.dormant_tau))
@@ -577,24 +577,24 @@ class NE(TD3):
 
     def change_topology(self, name: str, grads: list[torch.Tensor], hidden: list[torch.Tensor]) -> None:
         """One topology change of a network: growth-phase steps on its schedule, then constant-density rewiring."""
-        cfg, topology = self.config, self.topologies[name]
-        optimizer = {"critic": self.critic_opt, "actor": self.actor_opt}[name]
-        clock = self.own_updates(name)
+        cfg, topology, active = self.config, self.topologies[name], self.learner.active
+        optimizer = self.learner.networks[name].optimizer
+        clock = self.own_updates[name]
         reached = self.growth_over(topology)
-        switching = topology.growing & reached & self.active
+        switching = topology.growing & reached & active
         topology.switched_at = torch.where(switching, float(clock), topology.switched_at)
         topology.growing &= ~switching
         if cfg.restart_adam_steps:
-            optimizer.restart_steps(topology.growing & self.active)
+            optimizer.restart_steps(topology.growing & active)
         since = (clock - topology.switched_at).clamp(max=self.horizon)
         regrow_t = (cfg.regrow_fraction / 2 * (1 + torch.cos(math.pi * since / self.horizon))).unsqueeze(1)  # [S, 1]
         dormant = [dormant_units(h, cfg.dormant_tau) for h in hidden] if cfg.prune_order == "dormant" else None
-        growing, live = topology.growing.unsqueeze(1), self.active.unsqueeze(1)
+        growing, live = topology.growing.unsqueeze(1), active.unsqueeze(1)
         for k in topology.sparse:
-            active, size = topology.active(k), topology.sizes[k]
-            n_grow, n_prune = self.growth_counts(topology, k, active)
-            swaps = (regrow_t * active).floor().long() if cfg.prune else torch.zeros_like(active)
-            swaps = swaps if cfg.regrow_pruned else swaps.clamp(max=size - active)
+            in_use, size = topology.active(k), topology.sizes[k]
+            n_grow, n_prune = self.growth_counts(topology, k, in_use)
+            swaps = (regrow_t * in_use).floor().long() if cfg.prune else torch.zeros_like(in_use)
+            swaps = swaps if cfg.regrow_pruned else swaps.clamp(max=size - in_use)
             n_grow = torch.where(live, torch.where(growing, n_grow, swaps), 0)
             n_prune = torch.where(live, torch.where(growing, n_prune, swaps), 0)
             prune_first = None if dormant is None else topology.dormant_connections(k, dormant)
@@ -619,39 +619,37 @@ class NE(TD3):
             free = max(0.0, size * (1 - cfg.initial_density) - topology.initial_counts[k])
             n_grow = torch.full_like(active, int(cfg.constant_growth * free)).clamp(max=size - active)
             return n_grow, pruned_for(n_grow, active, ratio)
-        path = cosine_path(topology.initial_counts[k], topology.target_counts[k], min(self.updates, self.span) / self.span)
+        path = cosine_path(topology.initial_counts[k], topology.target_counts[k], min(self.learner.updates, self.span) / self.span)
         prunable = torch.floor(ratio * active.double()).long().clamp(max=max(0, size - path))  # see the docstring, item 3
         n_grow = growth_for((path - active).clamp(min=0), prunable, ratio)
         return n_grow, pruned_for(n_grow, prunable, ratio)
 
-    def dense_gradients(self, batch: dict[str, torch.Tensor], names) -> dict[str, list[torch.Tensor]]:
-        """dL/dW of every layer, masked or not, of the networks in `names`: the critic's TD loss, the actor's loss."""
+    def dense_gradients(self, batch: Batch, names) -> dict[str, list[torch.Tensor]]:
+        """dL/dW of every layer, masked or not, of the networks in `names`, each from its own loss on the batch."""
         grads = {}
-        with unmasked(self.actor, self.critic), torch.enable_grad():
-            if "critic" in names:
-                loss = self.critic_loss(batch, self.topology_rng)[0].sum()
-                grads["critic"] = list(torch.autograd.grad(loss, [layer.weight for layer in self.critic.layers]))
-            if "actor" in names:
-                loss = self.actor_loss(batch).sum()
-                grads["actor"] = list(torch.autograd.grad(loss, [layer.weight for layer in self.actor.layers]))
+        with unmasked(*self.online_networks()), torch.enable_grad():
+            for name in names:  # the critic first: its loss draws from the stream first
+                net = self.learner.networks[name]
+                loss = net.loss(batch, self.topology_rng).sum()
+                grads[name] = list(torch.autograd.grad(loss, [layer.weight for layer in net.module.layers]))
         return grads
 
     @torch.no_grad()
-    def hidden_activations(self, batch: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        """Post-activation hidden outputs of both networks on the batch, [S, *members, B, units] per hidden layer."""
-        hidden: dict[str, list[torch.Tensor]] = {"actor": [], "critic": []}
-        with unmasked(self.actor, self.critic):
-            self.actor(batch["obs"], hidden=hidden["actor"])
-            self.critic(torch.cat([batch["obs"], batch["action"]], dim=-1).unsqueeze(1).expand(-1, 2, -1, -1), hidden=hidden["critic"])
+    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        """Post-activation hidden outputs of every network on the batch, [S, *members, B, units] per hidden layer."""
+        hidden: dict[str, list[torch.Tensor]] = {name: [] for name in self.learner.networks}
+        with unmasked(*self.online_networks()):
+            for name, net in self.learner.networks.items():
+                net.module(net.inputs(batch), hidden=hidden[name])
         return hidden
 
     # ---- bookkeeping --------------------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        """TD3's (the densities among them), and since the last evaluation: connections grown and pruned per network and
-        the share of batches drawn by experience review; also the growth phase and the review signal and threshold."""
-        out = super().diagnostics()
+        """Each network's density, and since the last evaluation: connections grown and pruned per network and the
+        share of batches drawn by experience review; also the growth phase and the review signal and threshold."""
+        out = {}
         for name, topology in self.topologies.items():
-            out.setdefault(f"{name}_density", density(getattr(self, name)))  # TD3 reports none before its buffer fills
+            out[f"{name}_density"] = density(self.learner.networks[name].module)  # also before the learner reports it
             for kind, total in (("grown", topology.grown), ("pruned", topology.pruned)):
                 out[f"{name}_{kind}"] = total - self.tallies[f"{name}_{kind}"]
                 self.tallies[f"{name}_{kind}"] = total.clone()
@@ -669,12 +667,13 @@ class NE(TD3):
         return out
 
     def random_streams(self) -> dict[str, SeedRNG]:
-        return {**super().random_streams(), "review": self.review_rng, "topology": self.topology_rng}
+        return {"review": self.review_rng, "topology": self.topology_rng}
 
     def extra_state(self) -> dict:
         return {
             **super().extra_state(),
             "topologies": {name: topology.state_dict() for name, topology in self.topologies.items()},
+            "own_updates": dict(self.own_updates),
             "trigger": self.trigger.state_dict(),
             "review_plan": self.review_plan,
             "critic_activity": self.critic_activity,
@@ -685,6 +684,7 @@ class NE(TD3):
         super().load_extra_state(state)
         for name, topology in self.topologies.items():
             topology.load_state_dict(state["topologies"][name])
+        self.own_updates = dict(state["own_updates"])
         self.trigger.load_state_dict(state["trigger"])
         self.review_plan, self.critic_activity = state["review_plan"].clone(), state["critic_activity"].clone()
         self.tallies = {name: value.clone() for name, value in state["tallies"].items()}

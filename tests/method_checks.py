@@ -1,4 +1,5 @@
-"""Checks every TD3-family method must pass: a seed trains the same alone and in a batch; a checkpoint loses nothing."""
+"""Checks every learner and (intervention, learner) pair must pass: a seed trains the same alone and in a batch; a
+checkpoint loses nothing. `make` builds any pair with tiny networks."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import io
 from collections.abc import Callable, Collection
 
 import torch
-from helpers import transitions
+from helpers import SMALL, transitions
 
+from cyclic_bench.agent import Agent
 from cyclic_bench.method import Method, MethodSpec, Transition
+from cyclic_bench.registry import get_method
+
+LEARNERS = ("td3", "sac")  # every mechanism test of an intervention runs on each
 
 
 def spec(seed_ids, n_tasks: int = 2, total_steps: int = 500) -> MethodSpec:
@@ -22,6 +27,19 @@ def spec(seed_ids, n_tasks: int = 2, total_steps: int = 500) -> MethodSpec:
         total_steps=total_steps,
         device=torch.device("cpu"),
     )
+
+
+def make(name: str, learner: str, seed_ids=(0, 1), n_tasks: int = 2, total_steps: int = 500, **overrides) -> Agent:
+    """`method=<name> method.base=<learner>` with SMALL settings (tiny networks, batch 16) and `overrides`."""
+    method_cls, config_cls = get_method(name, learner)
+    return method_cls(config_cls(**{**SMALL, **overrides}), spec(seed_ids, n_tasks, total_steps))
+
+
+def trained(agent: Agent, steps: int = 30, seed: int = 0) -> Agent:
+    """`agent` after `steps` random transitions (updates start once its buffer holds a batch)."""
+    for t in transitions(agent.spec.n_seeds, steps, seed=seed):
+        agent.observe(t)
+    return agent
 
 
 def pick(t: Transition, row: int) -> Transition:
