@@ -84,6 +84,7 @@ RULES = {  # the paper's rule variants: the terms each one sums ("eta" multiplie
     "ABCD_lr": ("A", "B", "C", "D", "eta"),
 }
 FITNESS = ("per_episode", "summed")
+RuleTerms = list[dict[str, torch.Tensor]]  # per layer, the rule's coefficient arrays by term name
 EPS = 1e-12
 BOOKKEEPING = (  # per-member and per-seed counters a checkpoint keeps
     "episodes",
@@ -159,6 +160,7 @@ class HebbianES(Method):
             l2=config.l2,
         )
         self.genomes = self.es.members()  # [S, P, D]: what each member plays with
+        self.training_terms = self.rule_terms(self.genomes)  # the members' rule coefficients, eta folded in
         self.weight_keys = row_keys(spec.seed_ids, stream=3, rows=P, device=device)  # one stream of initial weights per member
         self.episodes = torch.zeros(S, P, dtype=torch.int64, device=device)  # weight draws of each member so far
         self.eval_rng = SeedRNG(spec.seed_ids, stream=4, device=device)
@@ -196,10 +198,23 @@ class HebbianES(Method):
             offset += size
         return views
 
+    def rule_terms(self, genomes: torch.Tensor) -> RuleTerms:
+        """Per layer, the rule's coefficients [S, E, out, in] by name, eta multiplied into the others:
+        eta (A o_i o_j + B o_i + C o_j + D) = (eta A) o_i o_j + ..., one array fewer to read at every step."""
+        layers = []
+        for coefficients in self.per_layer(genomes):
+            c = dict(zip(self.terms, coefficients.unbind(2), strict=True))
+            eta = c.pop("eta", None)
+            layers.append(c if eta is None else {name: value * eta for name, value in c.items()})
+        return layers
+
     # ---- acting: one forward pass, then the Hebbian update of the weights just used ----------------------
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        weights, genomes = (self.live_weights(), self.genomes) if explore else (self.eval_weights, self.es.centre[:, None])
+        if explore:
+            weights, terms = self.live_weights(), self.training_terms
+        else:
+            weights, terms = self.eval_weights, self.rule_terms(self.es.centre[:, None])
         activations = [obs]
         for w in weights:
             activations.append(torch.tanh(torch.einsum("seoi,sei->seo", w, activations[-1])))
@@ -207,26 +222,18 @@ class HebbianES(Method):
             for probe, h in zip(self.probe, activations[1:-1], strict=True):
                 probe[:, :, self.probe_count % self.config.probe_steps] = h
             self.probe_count += 1
-        self.learn_within_episode(weights, genomes, activations)
+        self.learn_within_episode(weights, terms, activations)
         return activations[-1]
 
-    def learn_within_episode(self, weights: list[torch.Tensor], genomes: torch.Tensor, activations: list[torch.Tensor]) -> None:
-        """The rule, in place: w_l += dw(coefficients, pre = activations[l], post = activations[l + 1])."""
-        for w, coefficients, pre, post in zip(weights, self.per_layer(genomes), activations[:-1], activations[1:], strict=True):
-            c = dict(zip(self.terms, coefficients.unbind(2), strict=True))
+    def learn_within_episode(self, weights: list[torch.Tensor], terms: RuleTerms, activations: list[torch.Tensor]) -> None:
+        """The rule, in place: w_l += (A post + B) pre + (C post + D), with pre = activations[l], post = activations[l + 1]."""
+        for w, c, pre, post in zip(weights, terms, activations[:-1], activations[1:], strict=True):
             pre, post = pre[..., None, :], post[..., :, None]
-            dw = c["A"] * post  # factored as ((A post + B) pre + C post + D), in place: few passes over the synapses
-            if "B" in c:
-                dw += c["B"]
-            dw *= pre
+            w.addcmul_(torch.addcmul(c["B"], c["A"], post) if "B" in c else c["A"] * post, pre)
             if "C" in c:
-                dw.addcmul_(c["C"], post)
+                w.addcmul_(c["C"], post)
             if "D" in c:
-                dw += c["D"]
-            if "eta" in c:
-                w.addcmul_(dw, c["eta"])
-            else:
-                w += dw
+                w += c["D"]
             if self.config.normalise_weights:
                 w /= w.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(EPS)
 
@@ -273,6 +280,7 @@ class HebbianES(Method):
         fitness = self.window_return / self.window_episodes if self.config.fitness == "per_episode" else self.window_return
         self.es.tell(fitness, live)
         self.genomes[live] = self.es.members(live)
+        self.training_terms = self.rule_terms(self.genomes)
         self.last_returns[live] = fitness[live]
         self.last_episodes[live] = self.window_episodes[live].float()
         self.scored_steps += live * self.window_steps * self.config.population
@@ -321,5 +329,6 @@ class HebbianES(Method):
             setattr(self, name, [v.clone() for v in value] if isinstance(value, list) else value)
         self.eval_rng.load_state_dict(state["eval_rng"])
         self.genomes = self.es.members()
+        self.training_terms = self.rule_terms(self.genomes)
         for mine, saved in zip(self.live_weights(), state["live_weights"], strict=True):
             mine.copy_(saved)

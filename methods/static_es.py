@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from cyclic_bench.methods.hebbian import HebbianConfig, HebbianES
+from cyclic_bench.methods.hebbian import HebbianConfig, HebbianES, RuleTerms
 
 from cyclic_bench.errors import require
 from cyclic_bench.registry import register_method
@@ -52,7 +52,10 @@ class StaticES(HebbianES):
         """Views of the members' genomes [S, P, out, in]: damage to them lasts until the generation closes."""
         return [w.squeeze(2) for w in self.per_layer(self.genomes)]
 
-    def learn_within_episode(self, weights: list[torch.Tensor], genomes: torch.Tensor, activations: list[torch.Tensor]) -> None:
+    def rule_terms(self, genomes: torch.Tensor) -> RuleTerms:
+        return []  # no rule
+
+    def learn_within_episode(self, weights: list[torch.Tensor], terms: RuleTerms, activations: list[torch.Tensor]) -> None:
         """Static weights: nothing changes within an episode."""
 
     def start_training_episodes(self, mask: torch.Tensor) -> None:
