@@ -47,6 +47,9 @@ Where this differs from the paper and the authors' code, and why:
   lockstep, so a generation is the fixed window above, an early-ending episode is followed by another one inside
   the window, and the fitness is the mean return per episode of the window (equal to the paper's when no episode
   ends early or straddles the window's edges).
+- Reward and episode are the stream's: Gymnasium's rewards in `cyclic_mujoco`; the authors' quadruped fitness
+  (distance walked after a 40-step burn-in, their early stops) is `ant_morphology`'s `reward=distance`, the default
+  of its `variant=paper`, on MuJoCo's Ant rather than PyBullet's.
 - Weight normalisation (`normalise_weights`): the authors' code divides each layer by its max |w| after every
   update in every environment that is not a PyBullet one (CarRacing and any Gym environment), and not for the
   PyBullet quadruped. This suite's tasks are MuJoCo stand-ins for that quadruped (the paper's only state-vector
@@ -58,7 +61,9 @@ Where this differs from the paper and the authors' code, and why:
   by member index (the code's argsort leaves them arbitrary). The public code's extra rules `ABCD_lr_D_out` and
   `ABCD_lr_D_in_and_out` (not in the paper) and co-evolved initial weights are not offered.
 - Population: every evaluation interval and task visit of the stream must be a multiple of P (the engine steps
-  the whole population at once): the `smoke` sizes need a smaller one (e.g. `method.population=4`).
+  the whole population at once): the `smoke` sizes need a smaller one (e.g. `method.population=4`), and
+  `generation_steps` should be the stream's episode length (or a multiple of it) for the fitness to be the return
+  of whole episodes.
 """
 
 from __future__ import annotations
