@@ -61,7 +61,8 @@ Where this differs from the paper and the authors' code, and why:
   by member index (the code's argsort leaves them arbitrary). The public code's extra rules `ABCD_lr_D_out` and
   `ABCD_lr_D_in_and_out` (not in the paper) and co-evolved initial weights are not offered.
 - Population: every evaluation interval and task visit of the stream must be a multiple of P (the engine steps
-  the whole population at once): the `smoke` sizes need a smaller one (e.g. `method.population=4`), and
+  the whole population at once, and says so if not): `cyclic_mujoco`'s `demo` and `lite` sizes (evaluations every
+  1,500 and 12,500 steps) need e.g. `method.population=100`, the `smoke` sizes e.g. `method.population=4`; and
   `generation_steps` should be the stream's episode length (or a multiple of it) for the fitness to be the return
   of whole episodes.
 """
