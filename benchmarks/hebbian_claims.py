@@ -87,6 +87,7 @@ def training_overrides(args: argparse.Namespace, method: str) -> list[str]:
         f"protocol.eval_every={visit}",
         f"protocol.eval_episodes={args.eval_episodes}",
         f"seeds={args.seeds}",
+        f"first_seed={args.first_seed}",
         "progress=false",
     ]
 
@@ -269,6 +270,7 @@ def main() -> None:
     parser.add_argument("claim", choices=["damage", "morphology"])
     parser.add_argument("--out", default="runs/hebbian_claims", help="folder for the runs and <claim>.json")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per method")
+    parser.add_argument("--first-seed", type=int, default=0, help="global id of the first seed (another --out adds seeds to a study)")
     parser.add_argument("--population", type=int, default=PAPER_POPULATION, help="ES members per seed")
     parser.add_argument("--generations", type=int, default=12, help="ES generations (the paper: 300)")
     parser.add_argument("--episode-steps", type=int, default=1000, help="episode length (policy steps)")
