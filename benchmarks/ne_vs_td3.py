@@ -1,12 +1,14 @@
 """NE's update cost against TD3's: S seeds each, HalfCheetah-v5 sizes, in the same run, updates interleaved.
 
-One TD3 and one NE agent (defaults of both: 256-256 actor and critics, batch 256; NE starts sparse and grows, on the
-cosine schedule of a 1M-update run) train on replays pre-filled with the same random transitions. Their updates
-alternate (TD3, NE, TD3, NE, ...), each timed alone, so a change of load on the machine slows both alike. One
-repetition is a block of NE's `topology_every` (100) updates of each, so NE's holds exactly one topology change
-(dense gradients, dormant scores, growth and pruning of both networks): its figure is amortised as in training.
-Each repetition gives one ratio NE/TD3; the table reports the median and the range over the repetitions. The cost
-of one topology change alone is timed afterwards, in TD3 updates.
+One TD3 and one NE agent (defaults of both: 256-256 actor and critics, batch 256; NE starts sparse and grows on the
+cosine schedule of a 1M-update stream, whose growth span is its first 500k updates) train on replays pre-filled
+with the same random transitions. Their updates alternate (TD3, NE, TD3, NE, ...), each timed alone, so a change of
+load on the machine slows both alike. One repetition is a block of `topology_every` x `policy_delay` (200) updates
+of each, one full cycle of NE's topology: the critic changes every 100 updates, the actor every 100 of its own
+(delayed) updates, so NE's block holds two critic and one actor topology change (dense gradients, dormant scores,
+growth and pruning, the review trigger): its figure is amortised as in training. Each repetition gives one ratio
+NE/TD3; the table reports the median and the range over the repetitions. The cost of one topology change of both
+networks alone is timed afterwards, in TD3 updates.
 
 Run from the repository root:
     python benchmarks/ne_vs_td3.py                               # S = 30, device auto (CUDA if available)
@@ -25,23 +27,24 @@ import sys
 import time
 
 import torch
-from cyclic_bench.methods.ne import NE, NEConfig
-from cyclic_bench.methods.td3 import TD3, TD3Config
 from seed_batching import ACTION_DIM, OBS_DIM, PREFILL, WARMUP, device_name, prefill, sync
 
+from cyclic_bench.agent import Agent
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.plasticity import density
+from cyclic_bench.registry import get_method
 
-SCHEDULE_UPDATES = 1_000_000  # NE's cosine schedules as in a run of 1M updates (the replays stay small)
+SCHEDULE_UPDATES = 1_000_000  # NE's schedules as in a stream of 1M updates (the replays stay small)
 
 
-def make_agents(n_seeds: int, hidden: list[int], device: torch.device) -> dict[str, TD3]:
+def make_agents(n_seeds: int, hidden: list[int], device: torch.device) -> dict[str, Agent]:
     spec = MethodSpec(OBS_DIM, ACTION_DIM, "continuous", tuple(range(n_seeds)), n_tasks=1, total_steps=PREFILL, device=device)
     sizes = dict(actor_hidden=list(hidden), critic_hidden=list(hidden))
+    (TD3, TD3Config), (NE, NEConfig) = get_method("td3"), get_method("ne")
     return {"td3": TD3(TD3Config(**sizes), spec), "ne": NE(NEConfig(**sizes, schedule_updates=SCHEDULE_UPDATES), spec)}
 
 
-def time_interleaved(agents: dict[str, TD3], count: int, device: torch.device) -> dict[str, float]:
+def time_interleaved(agents: dict[str, Agent], count: int, device: torch.device) -> dict[str, float]:
     """Seconds per update of each agent over `count` updates each, one update of each in turn, as `observe` runs
     them (sample, then update): a change of load on the machine slows both alike."""
     seconds = dict.fromkeys(agents, 0.0)
@@ -49,20 +52,20 @@ def time_interleaved(agents: dict[str, TD3], count: int, device: torch.device) -
         for name, agent in agents.items():
             sync(device)
             start = time.perf_counter()
-            agent.update(agent.sample())
+            agent.update()
             sync(device)
             seconds[name] += time.perf_counter() - start
     return {name: total / count for name, total in seconds.items()}
 
 
-def time_topology_change(agent: NE, repeats: int, device: torch.device) -> float:
-    """Seconds of one topology change alone (on a fresh batch), the median of `repeats`."""
+def time_topology_change(agent: Agent, repeats: int, device: torch.device) -> float:
+    """Seconds of one topology change of both networks alone (on a fresh batch), the median of `repeats`."""
     seconds = []
     for _ in range(repeats):
-        batch = agent.sample()
+        batch = agent.learner.sample()
         sync(device)
         start = time.perf_counter()
-        agent.topology_step(batch)
+        agent.intervention.topology_step(batch)
         sync(device)
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
@@ -71,8 +74,8 @@ def time_topology_change(agent: NE, repeats: int, device: torch.device) -> float
 def measure(n_seeds: int, hidden: list[int], repeats: int, device: torch.device) -> dict:
     agents = make_agents(n_seeds, hidden, device)
     prefill(list(agents.values()), n_seeds, PREFILL)
-    block = agents["ne"].config.topology_every
-    time_interleaved(agents, WARMUP, device)  # untimed first calls; any 100 updates in a row then hold one topology change
+    block = agents["ne"].config.topology_every * agents["ne"].config.policy_delay
+    time_interleaved(agents, WARMUP, device)  # untimed first calls; any `block` updates in a row then hold one full cycle
     blocks: dict[str, list[float]] = {"td3": [], "ne": []}
     for _ in range(repeats):
         for name, seconds in time_interleaved(agents, block, device).items():
@@ -92,13 +95,13 @@ def measure(n_seeds: int, hidden: list[int], repeats: int, device: torch.device)
         "ratios": ratios,
         "topology_change_ms": topology * 1e3,
         "topology_change_in_td3_updates": topology / td3_update,
-        "ne_density": {name: float(density(getattr(agents["ne"], name)).mean()) for name in ("actor", "critic")},  # at the end
+        "ne_density": {name: float(density(net.module).mean()) for name, net in agents["ne"].learner.networks.items()},  # at the end
     }
 
 
 def markdown(row: dict) -> str:
     lines = [
-        "| S | TD3 ms/update | NE ms/update (amortised) | NE / TD3, median [min, max] | one topology change |",
+        "| S | TD3 ms/update | NE ms/update (amortised) | NE / TD3, median [min, max] | one topology change (both networks) |",
         "|---:|---:|---:|---:|---:|",
         f"| {row['seeds']} | {row['td3_ms_per_update']:.1f} | {row['ne_ms_per_update']:.1f} | "
         f"{row['ratio_median']:.2f}x [{row['ratio_min']:.2f}, {row['ratio_max']:.2f}] | "
@@ -112,7 +115,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda if available")
     parser.add_argument("--seeds", type=int, default=30, help="S, seeds trained together by each agent")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="actor and critic hidden sizes")
-    parser.add_argument("--repeats", type=int, default=5, help="timed blocks of 100 interleaved updates of each agent")
+    parser.add_argument("--repeats", type=int, default=5, help="timed blocks of 200 interleaved updates of each agent")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); 1 avoids spinning on a busy machine")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     return parser.parse_args()
@@ -128,7 +131,7 @@ def main() -> None:
     command = "python " + shlex.join(sys.argv)
     print(f"device: {device_name(device)} | torch {torch.__version__} | hidden {args.hidden} | command: `{command}`", flush=True)
     row = measure(args.seeds, args.hidden, args.repeats, device)
-    print("per update: sample + gradient update; NE's blocks each hold one topology change (every 100 updates)")
+    print("per update: sample + gradient update; NE's blocks each hold one full topology cycle (2 critic, 1 actor changes)")
     print(markdown(row))
     if args.json:
         report = {"command": command, "device": device_name(device), "torch": torch.__version__, "hidden": args.hidden}

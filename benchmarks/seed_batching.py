@@ -28,11 +28,12 @@ from functools import partial
 
 import numpy as np
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 from cyclic_bench.protocols.cyclic_mujoco import make_task
 
+from cyclic_bench.agent import Agent
 from cyclic_bench.envs import EnvPool
 from cyclic_bench.method import MethodSpec, Transition
+from cyclic_bench.registry import get_method
 from cyclic_bench.stream import ActionAdapter, Task
 
 OBS_DIM, ACTION_DIM = 17, 6  # HalfCheetah-v5
@@ -56,13 +57,14 @@ class Row:
 class Player:
     """One agent with its own environments (one per seed) and their current observations."""
 
-    agent: TD3
+    agent: Agent
     pool: EnvPool
     obs: np.ndarray
 
 
-def make_agents(seed_groups: Sequence[tuple[int, ...]], hidden: list[int], device: torch.device, total_steps: int) -> list[TD3]:
-    """One TD3 per group of seed ids: [range(S)] is the batched run, [(0,), (1,), ...] the loop."""
+def make_agents(seed_groups: Sequence[tuple[int, ...]], hidden: list[int], device: torch.device, total_steps: int) -> list[Agent]:
+    """One TD3 (`method=td3`) per group of seed ids: [range(S)] is the batched run, [(0,), (1,), ...] the loop."""
+    TD3, TD3Config = get_method("td3")
     config = TD3Config(actor_hidden=list(hidden), critic_hidden=list(hidden))
     return [
         TD3(config, MethodSpec(OBS_DIM, ACTION_DIM, "continuous", seeds, n_tasks=1, total_steps=total_steps, device=device))
@@ -70,7 +72,7 @@ def make_agents(seed_groups: Sequence[tuple[int, ...]], hidden: list[int], devic
     ]
 
 
-def prefill(agents: Sequence[TD3], n_seeds: int, n: int) -> None:
+def prefill(agents: Sequence[Agent], n_seeds: int, n: int) -> None:
     """Store the same n random transitions per seed in every agent's replay (seed k gets row k)."""
     g = torch.Generator().manual_seed(0)
     obs, next_obs = torch.randn(n_seeds, n, OBS_DIM, generator=g), torch.randn(n_seeds, n, OBS_DIM, generator=g)
@@ -105,10 +107,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def update_all(agents: Sequence[TD3]) -> None:
+def update_all(agents: Sequence[Agent]) -> None:
     """One TD3 update of every agent, as `observe` runs it."""
     for agent in agents:
-        agent.update(agent.sample())
+        agent.update()
 
 
 def env_step_all(players: Sequence[Player], adapter: ActionAdapter) -> None:
@@ -137,7 +139,7 @@ def seed_tensor(array: np.ndarray, n_seeds: int, device: torch.device, dtype: to
     return torch.as_tensor(array, device=device).to(dtype).view(n_seeds, 1, *array.shape[1:])
 
 
-def make_players(agents: Sequence[TD3], task: Task) -> list[Player]:
+def make_players(agents: Sequence[Agent], task: Task) -> list[Player]:
     players = []
     for agent in agents:
         pool = task.make_pool(list(agent.spec.seed_ids))

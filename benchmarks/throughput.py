@@ -123,14 +123,14 @@ def buffer_memory(method: str, n_seeds: int, hidden: list[int], device: torch.de
     sync(device)
     tensors = [t for m in agent.modules().values() for t in m.state_dict().values()]
     tensors += [t for opt in agent.optimizers() for t in (*opt.exp_avg, *opt.exp_avg_sq)]
-    tensors += list(agent.replay.data.values())
+    tensors += list(agent.learner.replay.data.values())
     return sum(t.numel() * t.element_size() for t in tensors) / 1e9
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda if available")
-    parser.add_argument("--method", default="td3", help="a registered TD3-family method (td3, ne, ...)")
+    parser.add_argument("--method", default="td3", help="a registered learner or intervention (td3, sac, ne, ...)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8, 30, 100], help="values of S to measure")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="actor and critic hidden sizes")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")

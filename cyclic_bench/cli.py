@@ -5,10 +5,14 @@ cyclic-bench run [key=value ...]        one run (hydra overrides: method=, proto
 cyclic-bench run -m seeds=10 first_seed=0,10,20   a hydra multirun (sweep) over the listed values
 cyclic-bench run resume=RUN_DIR         continue a killed run from its last checkpoint
 cyclic-bench random-returns protocol=NAME [episodes=N]   measure the random-policy returns used to normalise
-cyclic-bench list                       the registered methods and protocols
+cyclic-bench list                       the registered learners, interventions (and the learners each runs on), methods, protocols
 cyclic-bench board build INPUTS...      a leaderboard (rliable statistics, plots, README.md, index.html) from runs or entries
 cyclic-bench board submit RUN_DIRS...   a leaderboard entry (plain JSON) from a method's run directories (shards merged)
 cyclic-bench board reproduce ENTRY      re-run seeds of an entry from its recorded configuration and compare
+
+A single run is checked in full (every value, the folder's lock, the method against the stream) before its folder
+is created; a multirun checks every job's configuration before hydra starts. Errors are one line on stderr: exit
+code 2 for a bad value or input file, 1 when a run's files cannot be written (the line says which checkpoint is safe).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.errors import ConfigError, StorageError, require
 
-RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method.name}/${now:%Y%m%d-%H%M%S-%f}"
+RUN_DIR = "runs/${protocol.name}-${protocol.size}/${method_label:}/${now:%Y%m%d-%H%M%S-%f}"  # method_label: redo, redo-sac
 HYDRA_DEFAULTS = {
     "hydra.run.dir": RUN_DIR,
     "hydra.sweep.dir": "runs/sweeps/${now:%Y%m%d-%H%M%S}",
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--out", default="runs/quickstart", help="where the runs go (default runs/quickstart)")
     commands.add_parser("run", help="one run; arguments are hydra overrides", add_help=False)
     commands.add_parser("random-returns", help="measure random-policy returns of a protocol's tasks", add_help=False)
-    commands.add_parser("list", help="registered methods and protocols")
+    commands.add_parser("list", help="registered learners, interventions, methods and protocols")
     add_board_parser(commands)
     args, rest = parser.parse_known_args(argv)
     try:
@@ -62,25 +66,44 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def run_command(overrides: list[str]) -> int:
-    from cyclic_bench.config import plan_run
-    from cyclic_bench.run import resume
+    from cyclic_bench.config import plan_run, sweep_jobs
+    from cyclic_bench.registry import resolve_method_overrides
+    from cyclic_bench.run import check_run, resume, train
 
-    settings = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("hydra", "-")))
+    settings = _typed_settings([o for o in overrides if not o.startswith(("hydra", "-"))])
     if "resume" in settings:
-        others = {k: {"true": True, "false": False}.get(v, v) for k, v in settings.items() if k != "resume"}
-        summary = resume(settings["resume"], **others)
-        _print_finished([summary], [Path(settings["resume"])])
+        others = {k: v for k, v in settings.items() if k != "resume"}
+        summary = resume(str(settings["resume"]), **others)
+        _print_finished([summary], [Path(str(settings["resume"]))])
         return 0
-    if not any(o in ("-m", "--multirun") for o in overrides):
-        plan_run(compose_config(overrides))  # reports a bad value on one line before hydra starts
-    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in overrides)]
     flags = [o for o in overrides if o.startswith("-")]  # hydra's argparse wants its flags before the overrides
-    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *(o for o in overrides if not o.startswith("-"))]
+    plain = resolve_method_overrides([o for o in overrides if not o.startswith("-")])  # method.base -> the pair's config node
+    if not flags:  # one run: checked in full and started here, so a refusal leaves no folder behind
+        config, run_dir = compose_run(plain)
+        summary = train(config, run_dir)
+        _print_finished([summary], [run_dir])
+        return 0
+    if any(o in ("-m", "--multirun") for o in flags):
+        for job in sweep_jobs(plain):
+            check_run(compose_config(job))  # a bad job is one line before hydra starts any, and makes no folder
+    else:
+        plan_run(compose_config(plain))  # hydra only prints (--cfg, --help, ...): the values are still checked
+    hydra_args = [f"{k}={v}" for k, v in HYDRA_DEFAULTS.items() if not any(o.startswith(k + "=") for o in plain)]
+    sys.argv = ["cyclic-bench run", *flags, *hydra_args, *plain]
     _hydra_run()
     return 0
+
+
+def _typed_settings(overrides: list[str]) -> dict:
+    """key -> value of plain `key=value` overrides, values typed as hydra reads them (true, 2, 1e-3, [1,2])."""
+    parsed = [_parse(o) for o in overrides if "=" in o]
+    return {o.key_or_group: o.value() for o in parsed if not o.is_sweep_override()}
 
 
 def _hydra_run() -> None:
@@ -97,59 +120,124 @@ def _hydra_run() -> None:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             summary = train(config, run_dir)
-        except ConfigError as error:
+        except (ConfigError, StorageError) as error:
+            if run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()  # the empty folder hydra made for this job: a refused job leaves nothing behind
             print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise SystemExit(2 if isinstance(error, ConfigError) else 1) from None
         _print_finished([summary], [run_dir])
 
     task()
 
 
-def compose_config(overrides: list[str]):
-    """The run configuration for `overrides`; bad names or values raise ConfigError (one line)."""
+def compose_run(overrides: list[str]):
+    """The configuration of one run and its folder (`hydra.run.dir`, by default runs/<protocol>-<size>/<method>/<time>)."""
+    from omegaconf import open_dict
+
+    defaults = [] if any(o.startswith("hydra.run.dir=") for o in overrides) else [f"hydra.run.dir={RUN_DIR}"]
+    config = compose_config([*defaults, *overrides], with_hydra=True)
+    run_dir = Path(config.hydra.run.dir)
+    with open_dict(config):
+        del config["hydra"]
+    return config, run_dir
+
+
+def compose_config(overrides: list[str], with_hydra: bool = False):
+    """The run configuration for `overrides` (with hydra's own node if asked); bad names or values raise ConfigError (one line)."""
     from hydra import compose, initialize
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from cyclic_bench.config import register_run_config
-    from cyclic_bench.registry import get_method, get_protocol
+    from cyclic_bench.config import override_error, register_run_config
+    from cyclic_bench.registry import get_protocol, resolve_method_overrides
 
     register_run_config()
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key == "method":
-            get_method(value)
-        elif key == "protocol":
-            get_protocol(value)
+    plain = [o for o in overrides if not o.startswith("-")]
+    parsed = [_parse(o) for o in plain]
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    require(not sweeps, f"{sweeps[0] if sweeps else ''} gives several values: run a sweep with -m (multirun), or give one value")
+    for o in parsed:
+        if o.key_or_group == "protocol":
+            get_protocol(o.get_value_element_as_str())
+    plain = resolve_method_overrides(plain)  # checks method names and settings; method.base picks the pair's config node
+    single = [o for o in plain if with_hydra or not o.startswith("hydra")]
     try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
-        single = [o.input_line for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
         with initialize(version_base=None, config_path=None):
-            return compose(config_name="run", overrides=single)
+            return compose(config_name="run", overrides=single, return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
+        raise ConfigError(override_error(plain) or str(error).strip().splitlines()[0]) from None
+
+
+def _parse(override: str):
+    """One hydra override, parsed; ConfigError naming it if hydra cannot read it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_override(override)
+    except HydraException as error:
+        raise ConfigError(f"{override} cannot be read as key=value ({str(error).strip().splitlines()[0]})") from None
 
 
 def quickstart(seeds: int, size: str, out: Path) -> int:
-    """Train each quick-start method on `cyclic_mujoco` of `size`, print the per-method, per-task table, then build a
-    small leaderboard of the runs (ranking with intervals, plots, README.md and index.html) under `<out>/<time>/board`."""
+    """Train each quick-start method on `cyclic_mujoco` of `size`, build a small leaderboard of the runs (ranking with
+    intervals, plots, README.md and index.html) under `<out>/<time>/board`, and print what each method learned on
+    each task and kept of it to the end of the stream."""
     from cyclic_bench.board.build import build_board
     from cyclic_bench.run import train
 
     base = out / datetime.now().strftime("%Y%m%d-%H%M%S")
-    summaries, run_dirs = [], []
+    run_dirs = []
     for method in QUICKSTART_METHODS:
         print(f"== {method}: {seeds} seeds on cyclic_mujoco size={size}, 64-unit networks", flush=True)
         config = compose_config(
             [f"method={method}", "protocol=cyclic_mujoco", f"protocol.size={size}", f"seeds={seeds}", *QUICKSTART_NETWORKS]
         )
         run_dirs.append(base / method)
-        summaries.append(train(config, run_dirs[-1]))
-    _print_finished(summaries, run_dirs)
+        train(config, run_dirs[-1])
+    board, folder = build_board(run_dirs, base / "board")
+    print("\n" + _learned_and_kept(folder))
+    for run_dir in run_dirs:
+        print(f"run files: {run_dir.resolve()}  (evaluations.csv, diagnostics.csv, summary.json, config.yaml)")
     print("\n== leaderboard of these runs (rliable: IQM of the final scores, 95% stratified-bootstrap intervals)", flush=True)
-    _print_board(*build_board(run_dirs, base / "board"))
+    _print_board(board, folder)
     return 0
+
+
+def _learned_and_kept(board_folder: Path) -> str:
+    """Per method and task: the score at the end of the task's last training visit and at the end of the stream, with
+    what 0 and 1 mean, for a reader who has never seen the suite."""
+    from cyclic_bench.board import scores as sc
+    from cyclic_bench.board.build import collect_entries, normalization
+    from cyclic_bench.run import mean_interval
+
+    entries = sorted(collect_entries([board_folder / "entries"]), key=lambda e: QUICKSTART_METHODS.index(e["method"]))
+    ends = normalization(entries[0]["config"])
+    lines = ["What you are looking at: each task's return, normalised so that"]
+    for task, e in ends.items():
+        lines.append(f"  {task}: 0 = return {e['random_return']:.1f}: {e['random_source']};")
+        lines.append(f"  {' ' * len(task)}  1 = return {e['reference_return']:.1f}: {e['reference_source']}")
+    lines += [
+        "learned: the score on a task at the end of its own (last) training visit; kept: at the end of the stream, after the",
+        "tasks trained later. Mean over seeds [95% bootstrap interval]; an interval above 0 means every seed beats a random policy.",
+        "",
+        f"{'method':<14} {'task':<18} {'learned':<24} {'kept':<24}",
+    ]
+    for entry in entries:
+        row = sc.row_from_entry(entry)
+        final = sc.final_scores(row)
+        for i, task in enumerate(row.tasks):
+            end = row.score[:, sc.eval_index(row, sc.visit_end_step(row, row.stream["cycles"] - 1, i)), i]
+            learned, kept = (_interval_text(mean_interval(list(v))) for v in (end, final[:, i]))
+            lines.append(f"{row.label:<14} {task:<18} {learned:<24} {kept:<24}")
+    return "\n".join(lines)
+
+
+def _interval_text(triple: tuple[float, float, float]) -> str:
+    from math import isnan
+
+    mean, low, high = triple
+    return f"{mean:.2f}" if isnan(low) else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 # ---- leaderboards ---------------------------------------------------------------------------------------------
@@ -158,14 +246,15 @@ def add_board_parser(commands) -> None:
     actions = board.add_subparsers(dest="board_command", required=True)
     build = actions.add_parser("build", help="a leaderboard from run directories and/or entries of one protocol")
     build.add_argument("inputs", nargs="+", help="run directories, folders of runs, entry files (.json) or folders of entries")
-    build.add_argument("--out", help="board folder (default leaderboards/<protocol>/<size>)")
+    build.add_argument("--out", help="board folder (default: the board folder given as input, else leaderboards/<protocol>/<size>)")
+    # settings left out are taken from the board.json already in the folder written (a rebuild keeps them), else the defaults
     build.add_argument("--baseline", help="row the others are compared with (default td3 if present, else the first)")
-    build.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
-    build.add_argument("--bootstrap-seed", type=int, default=0, help="numpy seed set before every rliable call (default 0)")
-    build.add_argument("--last", type=int, default=1, help="final evaluations averaged into the final score (default 1)")
-    build.add_argument("--tolerance", type=float, default=0.1, help="recovery: relative distance to the pre-event score (default 0.1)")
-    build.add_argument("--target-seeds", type=int, default=30, help="rows with fewer seeds are flagged (default 30)")
-    build.add_argument("--score", default="final", help="ranked score matrix: final (end of the stream) or auc (whole stream)")
+    build.add_argument("--reps", type=int, help="bootstrap resamples per interval (default 2000)")
+    build.add_argument("--bootstrap-seed", dest="seed", type=int, help="numpy seed set before every rliable call (default 0)")
+    build.add_argument("--last", type=int, help="final evaluations averaged into the final score (default 1)")
+    build.add_argument("--tolerance", type=float, help="recovery: relative distance to the pre-event score (default 0.1)")
+    build.add_argument("--target-seeds", type=int, help="rows with fewer seeds are flagged (default 30)")
+    build.add_argument("--score", help="ranked score matrix: final (end of the stream, default) or auc (whole stream)")
     submit = actions.add_parser("submit", help="a leaderboard entry from one method's run directories")
     submit.add_argument("runs", nargs="+", help="the run directories (shards with disjoint seeds; single-task reference runs)")
     submit.add_argument("--label", help="the entry's name on the board (default the method name)")
@@ -184,10 +273,8 @@ def board_command(args) -> int:
     from cyclic_bench.board.reproduce import report_text, reproduce
 
     if args.board_command == "build":
-        options = BoardOptions(
-            args.reps, args.bootstrap_seed, args.last, args.baseline, args.tolerance, args.target_seeds, score=args.score
-        )
-        _print_board(*build_board(args.inputs, args.out, options))
+        given = {name: getattr(args, name) for name in BoardOptions.fields() if getattr(args, name, None) is not None}
+        _print_board(*build_board(args.inputs, args.out, given))
         return 0
     if args.board_command == "submit":
         groups = group_runs(args.runs)
@@ -219,10 +306,21 @@ def _print_board(board: dict, out: Path) -> None:
 
 
 def list_command() -> int:
-    from cyclic_bench.registry import method_names, protocol_names
+    from cyclic_bench.registry import intervention_names, learner_names, learners_of, method_names, plugins, protocol_names
 
-    print("methods:   " + ", ".join(method_names()))
-    print("protocols: " + ", ".join(protocol_names()))
+    learners, interventions = learner_names(), intervention_names()
+    width = max(map(len, interventions), default=0)
+    print("learners:      " + ", ".join(learners) + "   (method=<learner>)")
+    print("interventions: method=<intervention> [method.base=<learner>]; the learners each runs on, its default first:")
+    for name in interventions:
+        print(f"  {name:<{width}}  {', '.join(learners_of(name))}")
+    print("methods:       " + ", ".join(n for n in method_names() if n not in learners and n not in interventions) + "   (standalone)")
+    print("protocols:     " + ", ".join(protocol_names()))
+    for plugin in plugins():
+        package = f"{plugin['package']} {plugin['version']}" if plugin["package"] else "no package"
+        provides = ", ".join(plugin["methods"] + plugin["protocols"]) or "nothing"
+        state = f"failed to import: {plugin['error']}" if plugin["error"] else f"provides {provides}"
+        print(f"plug-in:       {plugin['name']} ({package}): {state}")
     return 0
 
 
@@ -243,6 +341,12 @@ def _print_finished(summaries: list[dict], run_dirs: list[Path]) -> None:
     if summaries:
         print("\nFinal normalised scores (last evaluation; mean [95% bootstrap CI] over seeds):")
         print(results_table(summaries))
+    for summary in summaries:
+        failed = ", ".join(f"{f['seed']} (step {f['step']}: {f['reason']})" for f in summary["failed_seeds"])
+        if failed:
+            print(f"{summary['method']}: seeds that failed, stopped and have no final score: {failed}")
+        if summary.get("completed_steps", summary["steps_per_seed"]) < summary["steps_per_seed"]:
+            print(f"{summary['method']}: every seed failed, so the run stopped at step {summary['completed_steps']}")
     for run_dir in run_dirs:
         print(f"run files: {run_dir.resolve()}  (evaluations.csv, diagnostics.csv, summary.json, config.yaml)")
 

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cyclic_bench.errors import require
 from cyclic_bench.rng import SeedRNG, hash32
 
 _GOLDEN = 0x9E3779B9  # spreads consecutive indices over the hash's input space (as SeedRNG does)
@@ -94,12 +93,6 @@ class OpenAIES(nn.Module):
         l2: float,
     ):
         super().__init__()
-        require(
-            population >= 2 and population % 2 == 0, f"population={population} is not allowed: it must be even and >= 2 (antithetic pairs)"
-        )
-        require(lr > 0 and sigma > 0, f"lr={lr} and sigma={sigma} are not allowed: both must be > 0")
-        require(0 < lr_decay <= 1 and 0 < sigma_decay <= 1, f"lr_decay={lr_decay}, sigma_decay={sigma_decay}: decays must be in (0, 1]")
-        require(l2 >= 0, f"l2={l2} is not allowed: it must be >= 0")
         S, device = centre.shape[0], centre.device
         self.population, self.lr_decay, self.lr_limit = population, lr_decay, lr_limit
         self.sigma_decay, self.sigma_limit, self.l2 = sigma_decay, sigma_limit, l2

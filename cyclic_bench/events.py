@@ -9,6 +9,7 @@ The engine records every event in the run's `events.csv`; the board measures rec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,19 +45,25 @@ def parse_events(items: Sequence[dict], total_steps: int) -> tuple[Event, ...]:
         event = Event(**item)
         require(event.kind in EVENT_KINDS, f"event kind={event.kind!r} is not allowed; allowed: {', '.join(EVENT_KINDS)}")
         require(
-            isinstance(event.step, int) and 0 < event.step < total_steps,
+            isinstance(event.step, int) and not isinstance(event.step, bool) and 0 < event.step < total_steps,
             f"event step={event.step} is outside the stream: it must be an integer in 1..{total_steps - 1}",
         )
         if event.kind == "zero_weights":
-            require(0 < event.fraction <= 1, f"event fraction={event.fraction} is not allowed: it must be in (0, 1]")
+            require(
+                _number(event.fraction) and 0 < event.fraction <= 1, f"event fraction={event.fraction} is not allowed: it must be in (0, 1]"
+            )
         else:
             require(
                 event.quantity in DYNAMICS_QUANTITIES,
                 f"event quantity={event.quantity!r} is not allowed; allowed: {', '.join(DYNAMICS_QUANTITIES)}",
             )
-            require(event.scale > 0, f"event scale={event.scale} is not allowed: it must be > 0")
+            require(_number(event.scale) and event.scale > 0, f"event scale={event.scale} is not allowed: it must be a finite number > 0")
         events.append(event)
     return tuple(sorted(events, key=lambda e: e.step))
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -68,10 +69,27 @@ class BatchedLayerNorm(nn.Module):
         return nn.functional.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
 
 
+@dataclass(frozen=True)
+class Activation:
+    """A hidden non-linearity; `width` features come out of each unit (CReLU: 2, so the next layer's input doubles)."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    width: int = 1
+
+
+def crelu(x: torch.Tensor) -> torch.Tensor:
+    """Concatenated ReLU (Shang et al. 2016): [relu(x), relu(-x)] over the feature axis; unit i gives features i and units + i."""
+    return torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
+
+
+ACTIVATIONS = {"relu": Activation(torch.relu), "crelu": Activation(crelu, width=2)}
+
+
 class BatchedMLP(nn.Module):
     """Linear layers with an activation between them; LayerNorm before chosen hidden activations.
 
-    `layer_norm` lists the hidden layers (0-based) that get a LayerNorm before their activation.
+    `sizes` are [inputs, units of each hidden layer, outputs]; a hidden layer hands the next one `activation.width`
+    features per unit. `layer_norm` lists the hidden layers (0-based) that get a LayerNorm before their activation.
     """
 
     def __init__(
@@ -80,12 +98,13 @@ class BatchedMLP(nn.Module):
         sizes: Sequence[int],
         rng: SeedRNG,
         members: Sequence[int] = (),
-        activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu,
+        activation: Activation = ACTIVATIONS["relu"],
         output_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
         layer_norm: Iterable[int] = (),
     ):
         super().__init__()
-        self.layers = nn.ModuleList(BatchedLinear(n_seeds, i, o, rng, members) for i, o in zip(sizes[:-1], sizes[1:], strict=False))
+        inputs = [sizes[0], *(activation.width * units for units in sizes[1:-1])]
+        self.layers = nn.ModuleList(BatchedLinear(n_seeds, i, o, rng, members) for i, o in zip(inputs, sizes[1:], strict=True))
         norm_at = set(layer_norm)
         self.norms = nn.ModuleDict({str(i): BatchedLayerNorm(n_seeds, sizes[i + 1], members, rng.keys.device) for i in sorted(norm_at)})
         self.activation, self.output_activation = activation, output_activation
@@ -102,7 +121,7 @@ class BatchedMLP(nn.Module):
                 break
             if str(i) in self.norms:
                 x = self.norms[str(i)](x)
-            x = self.activation(x)
+            x = self.activation.fn(x)
             if hidden is not None:
                 hidden.append(x)
         return x if self.output_activation is None else self.output_activation(x)

@@ -43,15 +43,23 @@ def active_fraction(hidden: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _singular_values(features: torch.Tensor) -> torch.Tensor:
-    """[S, *members, k] singular values of each seed's [B, units] feature matrix."""
-    return torch.linalg.svdvals(features.float())
+    """[S, *members, k] singular values of each seed's [B, units] feature matrix; NaN for a matrix that is not finite.
+
+    A failed seed's features may be NaN or infinite, on which the SVD raises: its matrices are decomposed as zeros
+    instead (each matrix of the batch on its own, so the other seeds' values do not change) and reported as NaN.
+    """
+    features = features.float()
+    finite = torch.isfinite(features).flatten(-2).all(dim=-1)  # [S, *members]
+    sigma = torch.linalg.svdvals(torch.where(finite[..., None, None], features, 0.0))
+    return torch.where(finite[..., None], sigma, float("nan"))
 
 
 def srank(features: torch.Tensor, delta: float = 0.01) -> torch.Tensor:
-    """[S]: smallest k whose top-k singular values hold 1 - delta of their sum (mean over members)."""
+    """[S]: smallest k whose top-k singular values hold 1 - delta of their sum (mean over members); NaN if not finite."""
     sigma = _singular_values(features)
     cumulative = sigma.cumsum(dim=-1) / (sigma.sum(dim=-1, keepdim=True) + EPS)
-    return _per_seed((cumulative < 1.0 - delta).sum(dim=-1) + 1)
+    rank = ((cumulative < 1.0 - delta).sum(dim=-1) + 1).float()
+    return _per_seed(torch.where(sigma.isnan().any(dim=-1), float("nan"), rank))
 
 
 def effective_rank(features: torch.Tensor) -> torch.Tensor:

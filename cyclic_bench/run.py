@@ -1,7 +1,14 @@
-"""Start, resume and summarise runs: the functions behind `cyclic-bench run`, usable from Python too."""
+"""Start, resume and summarise runs: the functions behind `cyclic-bench run`, usable from Python too.
+
+`train` checks everything before it creates or changes anything: the configuration (`plan_run`), that no other
+process writes the folder, and that the method fits the stream. It then holds the folder's writer lock for the whole
+run, removes temporary files that an earlier kill left, and reports a failed write (read-only folder, full disk) as
+one `StorageError` line saying which checkpoint is intact.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -9,7 +16,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from cyclic_bench.config import load_run_config, plan_run
-from cyclic_bench.errors import require
+from cyclic_bench.errors import StorageError, require
+from cyclic_bench.registry import method_label
 from cyclic_bench.results import RunDir, run_metadata, write_json, write_text
 from cyclic_bench.trainer import Engine, EngineOptions
 
@@ -19,20 +27,58 @@ RESUME_OVERRIDES = ("device", "progress", "env_workers")  # settings a resumed r
 def train(config: DictConfig, run_dir: str | Path) -> dict:
     """Run `config` in `run_dir` (continuing from its checkpoint if it has one); returns the summary."""
     plan = plan_run(config)
-    method = plan.build_method()
-    engine = Engine(plan.stream, method, RunDir(run_dir), EngineOptions(plan.checkpoint_every, bool(config.progress), config.env_workers))
-    record = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "resume"}
-    if engine.run_dir.is_run():
-        saved = OmegaConf.to_container(load_run_config(engine.run_dir.file("config.yaml")))
-        changed = sorted(k for k in set(record) | set(saved) if k not in RESUME_OVERRIDES and record.get(k) != saved.get(k))
-        require(not changed, f"{engine.run_dir.path} already holds a run with other settings ({', '.join(changed)}); use a new directory")
-    else:
-        write_text(engine.run_dir.file("config.yaml"), OmegaConf.to_yaml(record))
-        write_json(engine.run_dir.file("meta.json"), run_metadata(plan.spec.device))
-    engine.run()
-    summary = summarize(config, engine)
-    write_json(engine.run_dir.file("summary.json"), summary)
+    directory = RunDir(run_dir)
+    directory.refuse_if_busy()  # before the method allocates anything
+    engine = Engine(plan.stream, plan.build_method(), directory, EngineOptions(plan.checkpoint_every, config.progress, config.env_workers))
+    try:
+        with directory.writer_lock():
+            open_run_folder(directory, config, plan.spec.device)
+            engine.run()
+            summary = summarize(config, engine)
+            write_json(directory.file("summary.json"), summary)
+    except OSError as error:
+        raise storage_error(directory, error, engine.checkpoint_step) from None
     return summary
+
+
+def open_run_folder(directory: RunDir, config: DictConfig, device) -> None:
+    """With the writer lock held: clear what a kill left, refuse a folder of another run, record a new run."""
+    removed = directory.remove_temporary_files()
+    if removed:
+        print(f"removed {len(removed)} temporary file(s) of an interrupted write: {', '.join(removed)}", file=sys.stderr)
+    record = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "resume"}
+    if directory.is_run():
+        saved = OmegaConf.to_container(load_run_config(directory.file("config.yaml")))
+        changed = sorted(k for k in set(record) | set(saved) if k not in RESUME_OVERRIDES and record.get(k) != saved.get(k))
+        require(not changed, f"{directory.path} already holds a run with other settings ({', '.join(changed)}); use a new folder")
+    if not directory.file("meta.json").is_file():  # written first: config.yaml is what makes the folder a run
+        write_json(directory.file("meta.json"), run_metadata(device, config.method.name))
+    if not directory.is_run():
+        write_text(directory.file("config.yaml"), OmegaConf.to_yaml(record))
+
+
+def check_run(config: DictConfig) -> None:
+    """Everything `train` checks before it writes (values, the method against the stream), on one seed on the CPU:
+    cheap, for the jobs of a sweep before hydra makes their folders."""
+    one_seed = config.copy()
+    one_seed.seeds, one_seed.device = 1, "cpu"
+    plan = plan_run(one_seed)
+    Engine(plan.stream, plan.build_method(), RunDir(""), EngineOptions(plan.checkpoint_every, False, one_seed.env_workers))
+    plan_run(config)  # the device and seed count as given
+
+
+def storage_error(directory: RunDir, error: OSError, checkpoint_step: int | None) -> StorageError:
+    """One line: what could not be written, and what of the run is safe."""
+    resume = f"`cyclic-bench run resume={directory.path}`"
+    if checkpoint_step is not None:
+        safe = f"the checkpoint of step {checkpoint_step} is intact; fix that, then continue with {resume}"
+    elif directory.checkpoint.is_file():
+        safe = f"its checkpoint is untouched; fix that, then continue with {resume}"
+    elif directory.is_run():
+        safe = f"no checkpoint was written yet; fix that, then start it again with {resume}"
+    else:
+        safe = "nothing was trained yet; fix that, or give another folder (hydra.run.dir=...)"
+    return StorageError(f"cannot write {error.filename or directory.path}: {error.strerror or error}; {safe}")
 
 
 def resume(run_dir: str | Path, **overrides) -> dict:
@@ -48,16 +94,14 @@ def resume(run_dir: str | Path, **overrides) -> dict:
 
 
 def summarize(config: DictConfig, engine: Engine) -> dict:
-    """Final scores (the last evaluation) per task and seed, failed seeds and speed."""
-    rows = engine.rows["evaluations"]
-    last_step = max((r["step"] for r in rows), default=None)  # None: every seed failed before any window closed
+    """Final scores (the evaluation at the end of the stream) per task and seed, failed seeds (not scored) and speed."""
     final: dict[str, dict[int, float]] = defaultdict(dict)
-    for r in rows:
-        if r["step"] == last_step:
+    for r in engine.rows["evaluations"]:
+        if r["step"] == engine.stream.total_steps:
             final[r["eval_task"]][r["seed"]] = r["score"]
     seconds = engine.elapsed()
     return {
-        "method": config.method.name,
+        "method": method_label(config.method.name, config.method.get("base")),  # redo, or redo-sac on another learner
         "protocol": config.protocol.name,
         "stream": engine.stream.name,
         "tasks": [t.name for t in engine.stream.tasks],
@@ -65,6 +109,7 @@ def summarize(config: DictConfig, engine: Engine) -> dict:
         "seeds": list(engine.spec.seed_ids),
         "failed_seeds": engine.rows["failures"],
         "steps_per_seed": engine.stream.total_steps,
+        "completed_steps": engine.step,  # below steps_per_seed only if every seed failed and the run stopped there
         "final_scores": {task: {str(s): v for s, v in scores.items()} for task, scores in final.items()},
         "wall_seconds": round(seconds, 2),
         "seed_steps_per_second": round(engine.stream.total_steps * engine.spec.n_seeds / max(seconds, 1e-9), 1),

@@ -33,6 +33,7 @@ class Task:
     action_low: tuple[float, ...] | None = None  # continuous bounds; None means [-1, 1] in every dimension
     action_high: tuple[float, ...] | None = None
     online_score: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # score from training-window means (bandits)
+    random_source: str = "uniform random actions, measured by the suite"  # how random_return was obtained (the score's 0)
 
     def normalize(self, episode_return: np.ndarray | float) -> np.ndarray | float:
         """0 for the random policy, 1 for the reference return."""

@@ -3,6 +3,10 @@
 One loop trains all seeds of a run at once. Budgets count environment steps per seed: each loop iteration
 is E (envs per seed) steps of every seed. All seeds switch task at the same step, and the last transition of a
 task visit is marked truncated. Evaluation runs on separate environments and never spends training budget.
+
+A seed fails, and stops, when its actions are not finite (or not valid arms) or its parameters are not; the
+others go on exactly as they would without it (seeds never interact, and diagnostics are NaN-safe per seed). Its
+rows stop at its failure. Once every seed has failed the run stops early: nothing is left to train or evaluate.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cyclic_bench.envs import EnvPool
-from cyclic_bench.errors import require
+from cyclic_bench.errors import ConfigError, require
 from cyclic_bench.events import zero_fraction
 from cyclic_bench.method import Method, Transition
 from cyclic_bench.nn import seed_view
@@ -52,7 +56,9 @@ class Engine:
             ("checkpoint_every", options.checkpoint_every),
         ):
             require(
-                value % self.E == 0, f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed"
+                value % self.E == 0,
+                f"{name}={value} is not allowed: it must be a multiple of the method's {self.E} environments per seed "
+                "(an ES method's population)",
             )
         for event in stream.events:
             require(event.step % self.E == 0, f"event step={event.step} is not allowed: it must be a multiple of {self.E} envs per seed")
@@ -71,6 +77,8 @@ class Engine:
         self.rows: dict[str, list[dict]] = {table: [] for table in TABLES}
         self.window: dict[str, np.ndarray] = {}  # per-seed sums of training-time quantities since the last evaluation
         self.seconds_before = 0.0  # training wall time of earlier sessions of this run (before a resume)
+        self.started_at = time.perf_counter()  # when this session's training began (reset by run)
+        self.checkpoint_step: int | None = None  # step of the last checkpoint written or loaded
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -85,7 +93,7 @@ class Engine:
         interval = 0.5 if sys.stderr.isatty() else 30.0  # a log file gets a line every 30 s, not a flood
         bar = tqdm(total=total, initial=self.step, unit="step", disable=not self.options.progress, dynamic_ncols=True, mininterval=interval)
         try:
-            while self.step < total:
+            while self.step < total and self.method.active.any():
                 cycle, task_index = self.stream.position(self.step)
                 self.apply_events(task_index)
                 if self.pool is None:
@@ -105,6 +113,8 @@ class Engine:
                     f"task {self.stream.tasks[task_index].name} cycle {cycle + 1}/{self.stream.cycles} seed-steps/s {rate * self.S:,.0f}",
                     refresh=False,
                 )
+            if self.step < total and self.checkpoint_step != self.step:
+                self.save()  # every seed failed: the run stops here, and a resume stops here too
         finally:
             bar.close()
             for pool in [self.pool, *self.eval_pools.values()]:
@@ -183,11 +193,16 @@ class Engine:
         return self.warmup_rng.uniform(self.E, self.spec.action_dim, low=-1.0, high=1.0)
 
     def safe_actions(self, action: torch.Tensor) -> torch.Tensor:
-        """Fail seeds whose actions are not finite; failed seeds act with zeros so their envs stay valid."""
+        """Fail seeds whose actions are not finite (or not arms of the stream); failed seeds act with zeros so their
+        environments stay valid."""
+        flat = action.reshape(self.S, -1)
         if action.is_floating_point():
-            bad = ~torch.isfinite(action.reshape(self.S, -1)).all(dim=1) & self.method.active
-            if bad.any():
-                self.fail(bad, "non-finite action")
+            bad, reason = ~torch.isfinite(flat).all(dim=1), "non-finite action"
+        else:
+            bad, reason = ((flat < 0) | (flat >= self.spec.action_dim)).any(dim=1), "action outside the stream's arms"
+        bad &= self.method.active
+        if bad.any():
+            self.fail(bad, reason)
         return torch.where(seed_view(self.method.active, action), action, torch.zeros_like(action))
 
     # ---- failure ------------------------------------------------------------------------------------------
@@ -208,11 +223,14 @@ class Engine:
         K, eval_index = self.stream.eval_episodes, self.step // self.stream.eval_every
         cycle, trained = self.stream.position(max(self.step - 1, 0))
         trained_name = self.stream.tasks[trained].name if self.step > 0 else "none"
-        live = self.method.active.cpu().numpy()
+        episode_seeds = [
+            [env_seed(seed, 2, eval_index, j, k) for seed in self.spec.seed_ids for k in range(K)]
+            for j in range(len(self.stream.eval_tasks))
+        ]
+        episodes = [self.run_episodes(j, seeds).reshape(self.S, K) for j, seeds in enumerate(episode_seeds)] if K > 0 else []
+        live = self.method.active.cpu().numpy()  # after the episodes: a seed that failed while playing them has no rows
         rows = self.online_evaluation(cycle, trained, live) if K == 0 else []
-        for j, task in enumerate(self.stream.eval_tasks if K > 0 else ()):
-            returns = self.run_episodes(j, [env_seed(seed, 2, eval_index, j, k) for seed in self.spec.seed_ids for k in range(K)])
-            returns = returns.reshape(self.S, K)
+        for task, returns in zip(self.stream.eval_tasks, episodes, strict=False):
             for i, seed in enumerate(self.spec.seed_ids):
                 if live[i]:
                     mean = float(returns[i].mean())
@@ -242,7 +260,7 @@ class Engine:
                 "cycle": cycle,
                 "trained_task": trained_name,
                 "name": name,
-                "value": sums[i] / self.stream.eval_every,
+                "value": float(sums[i] / self.stream.eval_every),
             }
             for name, sums in self.window.items()
             for i, seed in enumerate(self.spec.seed_ids)
@@ -326,20 +344,32 @@ class Engine:
                 "wall_seconds": self.elapsed(),
             }
         )
+        self.checkpoint_step = self.step
 
     def restore(self, state: dict) -> None:
-        self.step, self.seconds_before = state["step"], state["wall_seconds"]
-        self.rows = {table: state["rows"].get(table, []) for table in TABLES}
-        self.method.load_state_dict(_to_device(state["method"], self.spec.device))
-        self.warmup_rng.load_state_dict(_to_device(state["warmup_rng"], self.spec.device))
-        self.event_rng.load_state_dict(_to_device(state["event_rng"], self.spec.device))
-        self.window = state["window"]
+        try:
+            self.step, self.seconds_before = int(state["step"]), float(state["wall_seconds"])
+            self.rows = {table: list(state["rows"].get(table, [])) for table in TABLES}
+            self.method.load_state_dict(_to_device(state["method"], self.spec.device))
+            self.warmup_rng.load_state_dict(_to_device(state["warmup_rng"], self.spec.device))
+            self.event_rng.load_state_dict(_to_device(state["event_rng"], self.spec.device))
+            self.window, pool_state, obs = dict(state["window"]), state["pool"], state["obs"]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as error:  # a state of another run
+            raise self.foreign_checkpoint(f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}") from None
+        if not (0 <= self.step <= self.stream.total_steps and self.step % self.E == 0):
+            raise self.foreign_checkpoint(f"step {self.step} of a {self.stream.total_steps}-step stream")
+        self.checkpoint_step = self.step
         self.run_dir.rewrite_tables(self.rows)  # drops rows written after this checkpoint
-        if state["pool"] is not None:
+        if pool_state is not None:
             self.pool = self.make_visit_pool(self.stream.position(self.step)[1])
             self.pool.reset()
-            self.pool.set_state(state["pool"])
-            self.obs = state["obs"]
+            self.pool.set_state(pool_state)
+            self.obs = obs
+
+    def foreign_checkpoint(self, why: str) -> ConfigError:
+        return ConfigError(
+            f"checkpoint {self.run_dir.checkpoint} does not fit this run ({why}); move it away to restart the run from step 0"
+        )
 
 
 def _to_device(tree, device: torch.device):

@@ -5,24 +5,33 @@ its slice with the task's own `make_pool`, so snapshots, dynamics changes and th
 as in-process (snapshots are per-environment lists, so a run may resume with another worker count).
 Workers start by fork (Linux), which hands them the task's factory without pickling it; they only run the
 simulator (no torch), so forking a process that has torch loaded is safe. Stepping sends every slice its actions
-first and then collects the results, so the slices run at the same time.
+first and then collects the results, so the slices run at the same time. A worker whose training process was killed
+exits by itself within a second (forked workers hold each other's pipe ends, so none would see its pipe close).
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from cyclic_bench.envs import EnvPool, PoolStep
 
+PARENT_CHECK_SECONDS = 1.0  # how often an idle worker checks that the training process is still alive
+
 
 def _serve(make_pool: Callable[[Sequence[int]], EnvPool], seeds: Sequence[int], conn) -> None:
+    trainer = os.getppid()
     pool = make_pool(seeds)
     try:
         while True:
+            if not conn.poll(PARENT_CHECK_SECONDS):
+                if os.getppid() != trainer:
+                    break  # the training process was killed: nothing will come, and a worker must not outlive it
+                continue
             command, args = conn.recv()
             if command == "close":
                 break

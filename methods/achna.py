@@ -1,45 +1,76 @@
-"""The ACh/NA bandit agent: acetylcholine sets the learning rate, noradrenaline the exploration temperature.
+"""The ACh/NA bandit agent of the public configuration: a reliability index sets the learning rate and temperature.
 
 Lee, Liebana Garcia, Clopath & Dabney 2024, "Lifelong Reinforcement Learning via Neuromodulation" (arXiv
-2408.08446): after Doya 2002 (neuromodulators as meta-parameters: ACh ~ learning rate, NA ~ softmax temperature)
-and Yu & Dayan 2005 (ACh reports expected uncertainty, NA unexpected uncertainty). The concrete instance follows
-the first author's public bandit code (github.com/seblee97/doya_dayu_bandits, `dd_mabs/doya_dayu.py`, the agents
-of `agents.py`). Per seed, per arm a, an ensemble of N estimators of the reward's mean Q and second moment S:
+2408.08446): after Doya 2002 (neuromodulators as meta-parameters: acetylcholine ~ learning rate, noradrenaline ~
+softmax temperature) and Yu & Dayan 2005 (ACh reports expected uncertainty, NA unexpected uncertainty), validated
+on the non-stationary bandit of protocols/bandit.py. This module follows the first author's public code,
+github.com/seblee97/doya_dayu_bandits, branch `run_mode` at commit 41115d6 (2023-05-19), whose experiment config
+`dd_bandits/experiments/config.yaml` (last changed in b3cb6a3) is the protocol's source. Its agents are
+`dd_bandits/dd_mabs/td_doya_dayu_.py` (DoyaDayu, last changed in 17b1227) with the adaptation module
+`dd_bandits/dd_mabs/adaptation_modules/reliability_index_adaptation.py` (last changed in 4a7b292), run by
+`dd_bandits/runner.py`. Three agents of that config are registered:
 
-    pull arm a, see reward r; member i learns with probability mask_probability (bootstrap mask):
-        alpha_i = alpha_a * lr_noise * perm(linspace(0, 1, N))_i        (a fresh permutation every pull)
-        Q_ai += alpha_i (r - Q_ai)          S_ai += alpha_i (r^2 - S_ai)
-    epistemic (unexpected) uncertainty   epi_a = Var_i(Q_ai)
-    aleatoric (expected) uncertainty     ale_a = clip(mean_i S_ai - (mean_i Q_ai)^2, 0, 100)
-    ACh, the learning rate               alpha_a = epi_a / (epi_a + ale_a)
-    NA, the temperature                  T = sum_a softmax(Qbar)_a epi_a   (Qbar_a = mean_i Q_ai)
-                                         m = T - floor whenever T < m      (running minimum, m starts at +inf)
-                                         tau = T - m
-    policy                               softmax(Qbar / tau) once every arm has been pulled; before, the first
-                                         unpulled arm (as the public code).
+    achna           "Doya Dayu (RI Temperature, LR)": learning rate = temperature = RI_frac
+    achna_ratio     "Operation Test": learning rate RI_frac / (RI_frac + sqrt(mean_var)), temperature RI_frac
+    achna_constant  "Constant LR / Temp": learning rate 0.1, temperature 0.1, every member learns every pull
 
-The intent: noise the agent has learned to expect raises ale, which lowers alpha (averaging more); a context
-change moves the members apart (they learn at different rates), which raises epi, so alpha and tau should rise
-together. tau is measured against the lowest policy-weighted epistemic uncertainty seen, so a surprise (epi above
-its floor) explores more. What this instance does in practice is under "Measured" below.
+Per seed: for each arm a, an ensemble of N members i, each with a mean estimate Q_ai and a second-moment estimate
+S_ai, and one number E, the running mean squared prediction error. One pull of arm a paying r, in the order of
+`DoyaDayu.update` (td_doya_dayu_.py), all quantities taken before the pull:
 
-Choices, where the public code leaves room: the weights of T are the unit-temperature softmax of Qbar, as in the
-code (our reading of "policy-weighted"); T and its minimum are updated after each learning step (the code does it
-when choosing the next arm, from the same estimates) and only once every arm has been pulled; alpha is 0 where
-epi + ale = 0 (the code divides by zero there). Defaults are the code's DoyaDaYu agent (N = 20, Q init N(0, 0.5^2),
-S init |N(0, 0.01^2)|, lr_noise 1.25, floor 1e-4) with bootstrap masks of probability 0.5 (the tabular variant's
-default; the code's DoyaDaYu agents use 1.0, which measured no better).
-`achna_constant` is the public config's "Constant LR / Temp" agent (dd_bandits/experiments/config.yaml): the
-same estimators with a constant learning rate 0.1 and temperature 0.1, every member learning every pull at that
-rate (lr_noise 0, mask 1), Q init scale 0.01, S init scale 0.5; the ablation without neuromodulation.
+    learning rate        lr = learning_rate_rule (below)
+    bootstrap mask       m_i ~ Bernoulli(mask_probability), fresh for every pull     (the jax mask in `loss`)
+    prediction errors    delta_i = r - Q_ai
+    mean                 Q_ai += lr m_i delta_i                 SGD on 1/2 m_i delta_i^2 (`loss`, optax.sgd)
+    second moment        S_ai += 2 lr m_i (r^2 - S_ai)          SGD on m_i (r^2 - S_ai)^2 (`loss`, use_direct False)
+    reliability          E += ri_step (mean_i delta_i^2 - E)    every member, masked or not (`ReliabilityIndexAdaptation.update`)
 
-Measured (BENCHMARKS.md, 100 seeds of the public bandit): inside a stable context the members' spread shrinks with
-alpha, so alpha decays towards 0 (median 0.0046 after 500 steps, 0.00026 after 8,000), and after a switch the
-aleatoric estimate absorbs the shift of the mean, so alpha falls further while tau rises; this instance then has
-more regret after switches than its constant-rate ablation and the discounted baselines.
+    RI = sqrt(E),  RI_frac = ri_multiple * RI                   (`ReliabilityIndexAdaptation.__call__`, multiple 0.1)
+    learning_rate_rule   reliability: RI_frac;   ratio: RI_frac / (RI_frac + sqrt(mean_a Var_i Q_ai))
+                         (`RATIO` in `DoyaDayu.__init__`, offset 0; "mean_var" in `scalar_log`);   constant: the value
+    temperature_rule     reliability: T = RI_frac;   constant: the value
+    policy               pi = softmax(softmax(Qbar) / T), Qbar_a = mean_i Q_ai      (`DoyaDayu.policy`: a softmax of
+                         the ensemble means, then rlax.softmax(T) of those probabilities); before every arm has been
+                         pulled, the first unpulled arm (`DoyaDayu.play`)
+    initial values       Q_ai ~ N(0, q_init_scale^2),  S_ai ~ |N(0, s_init_scale^2)|    (`_setup_values`)
+                         E = ri_init_scale * U^2, U ~ U(0, 1]                            (the module's constructor)
 
-Diagnostics (per seed, at each evaluation): expected_uncertainty (mean ale over arms, the ACh signal),
-unexpected_uncertainty (T, the NA signal), learning_rate (alpha of the last pulled arm) and temperature (tau).
+A context change makes every prediction error large, so E, and with it the learning rate and the temperature,
+rises after a switch (more learning, more exploration) and decays back to the reward noise's level once the
+estimates have caught up (ri_step = 0.1: about ten pulls). The ensemble only enters the ratio rule and the
+diagnostics; the policy uses its means. Defaults are the config's "Doya Dayu (RI Temperature, LR)": N = 20, mask
+probability 0.5, Q init scale 0.01, S init scale 0.5, RI step 0.1, multiple 0.1, EMA start 10 U^2.
+
+Measured (BENCHMARKS.md, 100 seeds of the public bandit): over the 10 steps from a context change the learning
+rate and temperature average 6.8 times their level of the 50 steps before, and by the end of a stream they sit
+near the constant agent's 0.1; `achna`, `achna_ratio` and `achna_constant` have the same regret, seed for seed,
+all far below epsilon-greedy's.
+
+Differences from the public code, and why:
+- Seeds are a tensor axis in float64 with counter-based per-seed random streams (the code runs one numpy/jax agent
+  per seed in float32, its E start drawn from numpy's global generator). U is drawn on (0, 1] rather than [0, 1)
+  so that E, the temperature and the ratio's denominator are never 0.
+- The agents are those listed in config.yaml. At the branch head `run.py` hands the runner the agents of
+  `config_changes.py` instead (there, a discounted-UCB grid), and DoyaDayu requires an `offset` argument (added in
+  44b2b23, after the config's last change) that the config does not set; offset 0 is the value `config_changes.py`
+  gives its agents, and only the ratio rule adds it.
+- The ratio rule follows config.yaml's "Operation Test", whose second operand is mean_var, the ensemble variance of
+  the means averaged over arms (`ratio_denominator=epistemic`). The ablation grid of `config_changes.py` (commits
+  e09afb7 to a1a6331) uses var_mean, the mean of the second-moment estimates S, instead, with S init scale 0.1;
+  `ratio_denominator=second_moment` gives that operand.
+- The code also keeps a per-arm E and a second module with multiple 1 and its own random start; neither reaches
+  the agent's learning rate or temperature, so neither is kept (the `reliability_index` diagnostic is sqrt(E) of
+  the E that drives the agent). `lr_per_arm` is stored but unused by DoyaDayu.
+- Expected uncertainty (a diagnostic only) is max(mean_i S_ai - Qbar_a^2, 0): the code's `predict_bandits` clips
+  the same quantity to [100, 100] (its lower bound is BASELINE = 100), so its logged variance is constant.
+- The paper's text could not be compared line by line here (only its abstract and framework were at hand), so
+  nothing in this module is called the paper's agent. The same repository's later branch `two_ab` (Dec 2023 to Feb
+  2024) holds a quantile-regression agent (`dd_bandits/run_qr.py`) with other learning-rate and temperature rules;
+  it is not implemented here. The January 2023 agent of branch `master` is methods/achna_jan2023.py.
+
+Diagnostics (per seed, at each evaluation): learning_rate and temperature (what the next pull uses),
+reliability_index (RI), expected_uncertainty (mean over arms of the aleatoric estimate above, the ACh quantity of
+Yu & Dayan) and unexpected_uncertainty (mean over arms of Var_i Q_ai, the ensemble's epistemic spread, NA's).
 """
 
 from __future__ import annotations
@@ -50,100 +81,104 @@ import torch
 from cyclic_bench.methods.bandit_baselines import BanditMethod
 
 from cyclic_bench.errors import require
-from cyclic_bench.method import MethodSpec, Transition
+from cyclic_bench.method import MethodSpec
 from cyclic_bench.registry import register_method
 from cyclic_bench.rng import SeedRNG
 
 INIT_STREAM = 2  # random-stream id of the initial estimates (the policy and masks use BanditMethod's stream 1)
+LEARNING_RATE_RULES = ("reliability", "ratio", "constant")
+TEMPERATURE_RULES = ("reliability", "constant")
+RATIO_DENOMINATORS = ("epistemic", "second_moment")
 
 
 @dataclass
 class AChNAConfig:
     name: str = "achna"  # registered method name
-    n_ensemble: int = 20  # estimators per arm
-    mask_probability: float = 0.5  # chance that a member learns from a pull (bootstrap mask)
-    lr_noise: float = 1.25  # member step sizes: alpha * lr_noise * a random permutation of linspace(0, 1, N); 0 = alpha
-    q_init_scale: float = 0.5  # Q starts N(0, q_init_scale^2) per member
-    s_init_scale: float = 0.01  # S starts |N(0, s_init_scale^2)| per member
-    learning_rate: float = 0.0  # 0 = ACh: epi / (epi + ale) per arm; > 0 = this constant rate
-    temperature: float = 0.0  # 0 = NA: policy-weighted epi minus its running minimum; > 0 = this constant temperature
-    temperature_floor: float = 1e-4  # the running minimum is set this far below the lowest T seen
-    aleatoric_max: float = 100.0  # upper clip of the aleatoric estimate
+    n_ensemble: int = 20  # members per arm (n_ens)
+    mask_probability: float = 0.5  # chance that a member learns from a pull (mask_p)
+    q_init_scale: float = 0.01  # Q starts N(0, q_init_scale^2) per member (q_initialisation)
+    s_init_scale: float = 0.5  # S starts |N(0, s_init_scale^2)| per member (s_initialisation)
+    learning_rate_rule: str = "reliability"  # reliability: RI_frac | ratio: RI_frac / (RI_frac + sqrt(...)) | constant
+    temperature_rule: str = "reliability"  # reliability: RI_frac | constant
+    ratio_denominator: str = "epistemic"  # under the square root of the ratio: epistemic (mean_var) | second_moment (var_mean)
+    constant_learning_rate: float = 0.1  # the learning rate under learning_rate_rule=constant
+    constant_temperature: float = 0.1  # the temperature under temperature_rule=constant
+    ri_step: float = 0.1  # step size of E, the running mean squared prediction error (the module's learning_rate)
+    ri_multiple: float = 0.1  # RI_frac = ri_multiple * sqrt(E) (the module's multiple)
+    ri_init_scale: float = 10.0  # E starts at ri_init_scale * U^2, U ~ U(0, 1]
+
+    def __post_init__(self):
+        require(self.n_ensemble >= 2, f"method.n_ensemble={self.n_ensemble} is not allowed: an ensemble needs >= 2 members")
+        require(0 < self.mask_probability <= 1, f"method.mask_probability={self.mask_probability} is not allowed: it must lie in (0, 1]")
+        for field, allowed in (
+            ("learning_rate_rule", LEARNING_RATE_RULES),
+            ("temperature_rule", TEMPERATURE_RULES),
+            ("ratio_denominator", RATIO_DENOMINATORS),
+        ):
+            value = getattr(self, field)
+            require(value in allowed, f"method.{field}={value} is not allowed: it must be one of {', '.join(allowed)}")
+        for field in ("q_init_scale", "s_init_scale"):
+            require(getattr(self, field) >= 0, f"method.{field}={getattr(self, field)} is not allowed: it must be >= 0")
+        for field in ("constant_learning_rate", "constant_temperature", "ri_multiple", "ri_init_scale"):
+            require(getattr(self, field) > 0, f"method.{field}={getattr(self, field)} is not allowed: it must be > 0")
+        require(0 < self.ri_step <= 1, f"method.ri_step={self.ri_step} is not allowed: it must lie in (0, 1]")
 
 
-@register_method(
-    "achna_constant", learning_rate=0.1, temperature=0.1, lr_noise=0.0, mask_probability=1.0, q_init_scale=0.01, s_init_scale=0.5
-)
+@register_method("achna_constant", learning_rate_rule="constant", temperature_rule="constant", mask_probability=1.0)
+@register_method("achna_ratio", learning_rate_rule="ratio")
 @register_method("achna")
 class AChNA(BanditMethod):
     Config = AChNAConfig
 
     def __init__(self, config: AChNAConfig, spec: MethodSpec):
-        require(config.n_ensemble >= 2, f"method.n_ensemble={config.n_ensemble} is not allowed: an ensemble needs >= 2 members")
-        require(
-            0 < config.mask_probability <= 1, f"method.mask_probability={config.mask_probability} is not allowed: it must lie in (0, 1]"
-        )
-        for field in ("temperature_floor", "aleatoric_max"):
-            require(getattr(config, field) > 0, f"method.{field}={getattr(config, field)} is not allowed: it must be > 0")
-        for field in ("lr_noise", "q_init_scale", "s_init_scale", "learning_rate", "temperature"):
-            require(getattr(config, field) >= 0, f"method.{field}={getattr(config, field)} is not allowed: it must be >= 0")
         super().__init__(config, spec)
-        S, A, N = self.S, self.A, config.n_ensemble
+        A, N = self.A, config.n_ensemble
         init_rng = SeedRNG(spec.seed_ids, stream=INIT_STREAM, device=spec.device)
         self.stats.update(
             q=config.q_init_scale * init_rng.normal(A, N).to(torch.float64),
             s=(config.s_init_scale * init_rng.normal(A, N).to(torch.float64)).abs(),
-            running_min=torch.full((S,), float("inf"), dtype=torch.float64, device=spec.device),
-            temperature=torch.full((S,), float("nan"), dtype=torch.float64, device=spec.device),
-            last_learning_rate=torch.full((S,), float("nan"), dtype=torch.float64, device=spec.device),
+            squared_error=config.ri_init_scale * (1.0 - init_rng.uniform(1)[:, 0].to(torch.float64)).square(),
         )
-        spread = torch.linspace(0.0, 1.0, N, dtype=torch.float64, device=spec.device)
-        self.member_rates = config.lr_noise * spread if config.lr_noise > 0 else torch.ones_like(spread)
 
-    def learned(self) -> list[str]:
-        return ["q", "s"]  # the rest start as NaN or +inf on purpose (no temperature, no minimum yet)
-
-    # ---- uncertainties and the modulated rates --------------------------------------------------------------
+    # ---- the ensemble's uncertainties -----------------------------------------------------------------------
     def means(self) -> torch.Tensor:
-        """[S, arms]: the ensemble's mean estimate of each arm's reward."""
-        return self.stats["q"].mean(dim=2)
+        """[S, arms]: Qbar, the ensemble's mean estimate of each arm's reward."""
+        return member_mean(self.stats["q"])
 
     def epistemic(self) -> torch.Tensor:
-        """[S, arms]: unexpected uncertainty, the variance of the members' means."""
-        return self.stats["q"].var(dim=2, unbiased=False)
+        """[S, arms]: Var_i Q_ai, the spread of the members' means (unexpected uncertainty)."""
+        return member_variance(self.stats["q"])
 
     def aleatoric(self) -> torch.Tensor:
-        """[S, arms]: expected uncertainty, the estimated reward variance."""
-        return (self.stats["s"].mean(dim=2) - self.means().square()).clamp(0.0, self.config.aleatoric_max)
+        """[S, arms]: max(mean_i S_ai - Qbar_a^2, 0), the estimated reward variance (expected uncertainty)."""
+        return (self.stats["s"].mean(dim=2) - self.means().square()).clamp(min=0.0)
 
-    def learning_rates(self) -> torch.Tensor:
-        """[S, arms]: ACh, epi / (epi + ale) (0 where both vanish), or the constant rate."""
-        if self.config.learning_rate > 0:
-            return torch.full((self.S, self.A), self.config.learning_rate, dtype=torch.float64, device=self.spec.device)
-        epi = self.epistemic()
-        total = epi + self.aleatoric()
-        return torch.where(total > 0, epi / total.clamp(min=1e-300), 0.0)
+    # ---- the modulated rates --------------------------------------------------------------------------------
+    def reliability_index(self) -> torch.Tensor:
+        """[S]: RI = sqrt(E), the root of the running mean squared prediction error."""
+        return self.stats["squared_error"].sqrt()
 
-    def policy_weighted_epistemic(self) -> torch.Tensor:
-        """[S]: T, the epistemic uncertainty averaged under the unit-temperature softmax of the mean estimates."""
-        return (torch.softmax(self.means(), dim=1) * self.epistemic()).sum(dim=1)
+    def learning_rate(self) -> torch.Tensor:
+        """[S]: the learning rate of the next pull, by `learning_rate_rule`."""
+        cfg = self.config
+        if cfg.learning_rate_rule == "constant":
+            return torch.full((self.S,), cfg.constant_learning_rate, dtype=torch.float64, device=self.spec.device)
+        ri_frac = cfg.ri_multiple * self.reliability_index()
+        if cfg.learning_rate_rule == "reliability":
+            return ri_frac
+        spread = self.epistemic() if cfg.ratio_denominator == "epistemic" else self.stats["s"].mean(dim=2)
+        return ri_frac / (ri_frac + spread.mean(dim=1).sqrt())
 
-    def update_temperature(self, live: torch.Tensor) -> None:
-        """NA: tau = T - m, with m the running minimum of T (minus the floor), for seeds that have pulled every arm."""
-        if self.config.temperature > 0:
-            self.stats["temperature"].fill_(self.config.temperature)
-            return
-        ready = live & self.stats["seen"].all(dim=1)
-        value = self.policy_weighted_epistemic()
-        lower = ready & (value < self.stats["running_min"])
-        self.stats["running_min"] = torch.where(lower, value - self.config.temperature_floor, self.stats["running_min"])
-        self.stats["temperature"] = torch.where(ready, value - self.stats["running_min"], self.stats["temperature"])
+    def temperature(self) -> torch.Tensor:
+        """[S]: the softmax temperature of the next choice, by `temperature_rule`."""
+        if self.config.temperature_rule == "constant":
+            return torch.full((self.S,), self.config.constant_temperature, dtype=torch.float64, device=self.spec.device)
+        return self.config.ri_multiple * self.reliability_index()
 
     # ---- acting ---------------------------------------------------------------------------------------------
     def policy(self) -> torch.Tensor:
-        """[S, arms]: softmax(Qbar / tau); uniform for seeds without a temperature yet (they play unpulled arms)."""
-        tau = self.stats["temperature"].nan_to_num(1.0)[:, None]
-        return torch.softmax(self.means() / tau, dim=1)
+        """[S, arms]: softmax(softmax(Qbar) / T), the public code's double softmax."""
+        return torch.softmax(torch.softmax(self.means(), dim=1) / self.temperature()[:, None], dim=1)
 
     def choose(self, envs: int) -> torch.Tensor:
         return self.sample(self.policy(), envs)
@@ -153,26 +188,32 @@ class AChNA(BanditMethod):
 
     # ---- learning -------------------------------------------------------------------------------------------
     def learn(self, arm: torch.Tensor, reward: torch.Tensor, live: torch.Tensor) -> None:
-        cfg, N = self.config, self.config.n_ensemble
-        rate = self.learning_rates().gather(1, arm[:, None])  # [S, 1], before this pull, as the public code
-        draws = self.rng.uniform(2, N)
-        order = torch.argsort(draws[:, 0], dim=1, stable=True)  # a fresh permutation per seed
-        mask = (draws[:, 1] < cfg.mask_probability).to(torch.float64)
-        alpha = rate * self.member_rates[order] * mask * live[:, None]  # [S, N]
+        rate = self.learning_rate()[:, None]  # [S, 1], from the estimates before this pull
+        mask = (self.rng.uniform(self.config.n_ensemble) < self.config.mask_probability).to(torch.float64)
+        step = rate * mask * live[:, None]  # [S, N]
         rows = torch.arange(self.S, device=arm.device)
         q, s = self.stats["q"][rows, arm], self.stats["s"][rows, arm]  # [S, N]
-        self.stats["q"][rows, arm] = q + alpha * (reward[:, None] - q)
-        self.stats["s"][rows, arm] = s + alpha * (reward[:, None].square() - s)
-        self.stats["last_learning_rate"] = torch.where(live, rate[:, 0], self.stats["last_learning_rate"])
-
-    def observe(self, t: Transition) -> None:
-        super().observe(t)
-        self.update_temperature(self.active)
+        delta = reward[:, None] - q
+        self.stats["q"][rows, arm] = q + step * delta
+        self.stats["s"][rows, arm] = s + 2.0 * step * (reward[:, None].square() - s)
+        error = self.stats["squared_error"]
+        self.stats["squared_error"] = torch.where(live, error + self.config.ri_step * (delta.square().mean(dim=1) - error), error)
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
         return {
+            "learning_rate": self.learning_rate().float(),
+            "temperature": self.temperature().float(),
+            "reliability_index": self.reliability_index().float(),
             "expected_uncertainty": self.aleatoric().mean(dim=1).float(),
-            "unexpected_uncertainty": self.policy_weighted_epistemic().float(),
-            "learning_rate": self.stats["last_learning_rate"].float(),
-            "temperature": self.stats["temperature"].float(),
+            "unexpected_uncertainty": self.epistemic().mean(dim=1).float(),
         }
+
+
+def member_mean(estimates: torch.Tensor) -> torch.Tensor:
+    """[S, arms]: the mean over ensemble members of estimates [S, arms, members]."""
+    return estimates.mean(dim=2)
+
+
+def member_variance(estimates: torch.Tensor) -> torch.Tensor:
+    """[S, arms]: the population variance over ensemble members of estimates [S, arms, members]."""
+    return estimates.var(dim=2, unbiased=False)

@@ -120,11 +120,14 @@ class BanditMethod(Method):
         self.rng.load_state_dict(state["rng"])
 
 
+def require_step_size(step_size: float) -> None:
+    require(step_size >= 0, f"method.step_size={step_size} is not allowed: it must be >= 0 (0 = sample averages)")
+
+
 class ValueEstimates(BanditMethod):
     """Per-arm value estimates: sample averages (step_size 0) or a constant step size (tracks changing arms)."""
 
     def __init__(self, config, spec: MethodSpec):
-        require(config.step_size >= 0, f"method.step_size={config.step_size} is not allowed: it must be >= 0 (0 = sample averages)")
         super().__init__(config, spec)
         self.stats.update(value=self.zeros(), count=self.zeros())
 
@@ -149,14 +152,14 @@ class EpsilonGreedyConfig:
     epsilon: float = 0.05  # probability of a uniformly random arm
     step_size: float = 0.0  # 0 = sample averages; > 0 = constant step size
 
+    def __post_init__(self) -> None:
+        require(0 <= self.epsilon <= 1, f"method.epsilon={self.epsilon} is not allowed: it must lie in [0, 1]")
+        require_step_size(self.step_size)
+
 
 @register_method("epsilon_greedy")
 class EpsilonGreedy(ValueEstimates):
     Config = EpsilonGreedyConfig
-
-    def __init__(self, config: EpsilonGreedyConfig, spec: MethodSpec):
-        require(0 <= config.epsilon <= 1, f"method.epsilon={config.epsilon} is not allowed: it must lie in [0, 1]")
-        super().__init__(config, spec)
 
     def choose(self, envs: int) -> torch.Tensor:
         explore = self.rng.uniform(envs) < self.config.epsilon
@@ -170,14 +173,14 @@ class BoltzmannConfig:
     temperature: float = 0.25  # softmax temperature (public code: 0.25)
     step_size: float = 0.25  # 0 = sample averages; > 0 = constant step size (public code: 0.25)
 
+    def __post_init__(self) -> None:
+        require(self.temperature > 0, f"method.temperature={self.temperature} is not allowed: it must be > 0")
+        require_step_size(self.step_size)
+
 
 @register_method("boltzmann")
 class Boltzmann(ValueEstimates):
     Config = BoltzmannConfig
-
-    def __init__(self, config: BoltzmannConfig, spec: MethodSpec):
-        require(config.temperature > 0, f"method.temperature={config.temperature} is not allowed: it must be > 0")
-        super().__init__(config, spec)
 
     def choose(self, envs: int) -> torch.Tensor:
         return self.sample(torch.softmax(self.stats["value"] / self.config.temperature, dim=1), envs)
@@ -190,14 +193,14 @@ class UCBConfig:
     exploration: float = 1.0  # c in value + c * sqrt(ln t / n_a) (public code: rho = c^2 = 1)
     step_size: float = 0.0  # 0 = sample averages (UCB1); > 0 = constant step size
 
+    def __post_init__(self) -> None:
+        require(self.exploration >= 0, f"method.exploration={self.exploration} is not allowed: it must be >= 0")
+        require_step_size(self.step_size)
+
 
 @register_method("ucb")
 class UCB(ValueEstimates):
     Config = UCBConfig
-
-    def __init__(self, config: UCBConfig, spec: MethodSpec):
-        require(config.exploration >= 0, f"method.exploration={config.exploration} is not allowed: it must be >= 0")
-        super().__init__(config, spec)
 
     def choose(self, envs: int) -> torch.Tensor:
         count = self.stats["count"].clamp(min=1.0)
@@ -213,6 +216,10 @@ class DiscountedUCBConfig:
     gamma: float = 0.99  # discount of counts and reward sums per step
     exploration: float = 1.0  # c in value + c * sqrt(ln n_t / N_a) (Garivier & Moulines: c = 2B sqrt(xi))
 
+    def __post_init__(self) -> None:
+        require(0 < self.gamma <= 1, f"method.gamma={self.gamma} is not allowed: it must lie in (0, 1]")
+        require(self.exploration >= 0, f"method.exploration={self.exploration} is not allowed: it must be >= 0")
+
 
 @register_method("discounted_ucb_999", gamma=0.999)
 @register_method("discounted_ucb")
@@ -220,8 +227,6 @@ class DiscountedUCB(BanditMethod):
     Config = DiscountedUCBConfig
 
     def __init__(self, config: DiscountedUCBConfig, spec: MethodSpec):
-        require(0 < config.gamma <= 1, f"method.gamma={config.gamma} is not allowed: it must lie in (0, 1]")
-        require(config.exploration >= 0, f"method.exploration={config.exploration} is not allowed: it must be >= 0")
         super().__init__(config, spec)
         self.stats.update(count=self.zeros(), reward_sum=self.zeros())
 
@@ -254,13 +259,15 @@ class ThompsonConfig:
     name: str = "thompson"  # registered method name
     noise_variance: float = 1.0  # v: the posterior of arm a is N(sum_a / (n_a + 1), v / (n_a + 1)) (Agrawal & Goyal: 1)
 
+    def __post_init__(self) -> None:
+        require(self.noise_variance > 0, f"method.noise_variance={self.noise_variance} is not allowed: it must be > 0")
+
 
 @register_method("thompson")
 class GaussianThompson(BanditMethod):
     Config = ThompsonConfig
 
     def __init__(self, config: ThompsonConfig, spec: MethodSpec):
-        require(config.noise_variance > 0, f"method.noise_variance={config.noise_variance} is not allowed: it must be > 0")
         super().__init__(config, spec)
         self.stats.update(count=self.zeros(), reward_sum=self.zeros())
 

@@ -125,17 +125,24 @@ class HebbianConfig:
     l2: float = 0.01  # fitness penalty: l2 * mean(genome ** 2)
     probe_steps: int = 32  # recent steps of hidden activations kept for the dormant-unit diagnostics
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         require(self.rule in RULES, f"method.rule={self.rule!r} is not allowed: use one of {', '.join(RULES)}")
         require(self.init_weight >= 0, f"method.init_weight={self.init_weight} is not allowed: it must be >= 0")
         require(self.probe_steps > 0, f"method.probe_steps={self.probe_steps} is not allowed: it must be > 0")
-        require(all(h > 0 for h in self.hidden), f"method.hidden={self.hidden} is not allowed: sizes must be > 0")
+        require(
+            len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+            f"method.hidden={self.hidden} is not allowed: give one or more sizes > 0",
+        )
         require(
             self.population >= 2 and self.population % 2 == 0,
             f"method.population={self.population} is not allowed: it must be even and >= 2 (antithetic pairs)",
         )
         require(self.generation_steps > 0, f"method.generation_steps={self.generation_steps} is not allowed: it must be > 0")
         require(self.fitness in FITNESS, f"method.fitness={self.fitness!r} is not allowed: use one of {', '.join(FITNESS)}")
+        require(self.lr > 0 and self.sigma > 0, f"method.lr={self.lr} and method.sigma={self.sigma} are not allowed: both must be > 0")
+        for name in ("lr_decay", "sigma_decay"):
+            require(0 < getattr(self, name) <= 1, f"method.{name}={getattr(self, name)} is not allowed: it must be in (0, 1]")
+        require(self.l2 >= 0, f"method.l2={self.l2} is not allowed: it must be >= 0")
 
 
 @register_method("hebbian")

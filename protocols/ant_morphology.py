@@ -51,15 +51,19 @@ back_right are the two front legs (x > 0) and front_right and back_left the two 
     back_right   right_back_leg      hip_4, ankle_4    (+0.2, -0.2)
 
 Observations leave out the contact forces (Ant of `cyclic_mujoco`, as most TD3 work does).
-Normalised score = (return - random) / (reference - random):
-- `random`: mean return of uniformly random actions over 100 full-length (1000-step) episodes per morphology,
-  measured by the suite (standard errors beside the tables) with `cyclic-bench random-returns
-  protocol=ant_morphology protocol.size=full 'protocol.held_out=[]' episodes=100 'protocol.train=[<all nine>]'`
-  (RANDOM_RETURNS; add `protocol.reward=distance` for RANDOM_DISTANCES).
+Normalised score = (return - random) / (reference - random), both at the episode length played
+(`max_episode_steps`; see cyclic_bench/normalization.py):
+- `random`: mean return of uniformly random actions per morphology, measured by the suite at each length a size
+  plays (RANDOM_RETURNS; 100 episodes each) with `cyclic-bench random-returns protocol=ant_morphology
+  protocol.size=SIZE 'protocol.held_out=[]' episodes=100 'protocol.train=[<all nine>]'` for SIZE = smoke (50 steps)
+  and full (1000 steps) (the command measures trained morphologies only, hence every morphology trained and none
+  held out); other lengths are interpolated between these. Add `protocol.reward=distance` (SIZE = full) for
+  RANDOM_DISTANCES.
 - `reference`: with Gymnasium's reward, TD3's Ant return after 1M steps (Fujimoto et al. 2018, Table 1), the same
-  for every morphology, so a damaged Ant's score says how close it comes to what TD3 reaches on the intact one.
-  With the distance reward, walking at 1 m/s for the whole episode (a suite convention: no published distance
-  exists for MuJoCo's Ant, and the paper's PyBullet distances are in another body's units).
+  for every morphology, so a damaged Ant's score says how close it comes to what TD3 reaches on the intact one;
+  scaled to the length played at the same per-step rate. With the distance reward, walking at 1 m/s for the whole
+  episode (a suite convention: no published distance exists for MuJoCo's Ant, and the paper's PyBullet distances
+  are in another body's units).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ from gymnasium.wrappers import TimeLimit
 
 from cyclic_bench.envs import GymPool
 from cyclic_bench.errors import require
+from cyclic_bench.normalization import random_return_at, scaled_reference
 from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
@@ -128,34 +133,35 @@ MORPHOLOGIES = {
     **{f"no_{leg}": Morphology(removed=leg) for leg in LEGS},
 }
 
-# Mean random-policy return per morphology, measured 2026-11-23 (see the module docstring; standard error in the comment).
-# Random episodes earn 1 per step alive minus 0.5 * |a|^2 (on average 1.33 per step with 8 motors, 1.0 with 6): short-legged
-# Ants rarely bounce out of the healthy height range, so they live longer and lose more.
+# Random-policy return per morphology and episode length: (mean, standard error, episodes), measured as the module
+# docstring says (1000 steps on 2026-11-23, 50 steps on 2026-12-01). Random episodes earn 1 per step alive minus
+# 0.5 * |a|^2 (on average 1.33 per step with 8 motors, 1.0 with 6): short-legged Ants rarely bounce out of the
+# healthy height range, so they live longer and lose more.
 RANDOM_RETURNS = {
-    "standard": -54.2,  # 9.3
-    "short_front_left": -252.5,  # 14.3
-    "short_front_right": -250.0,  # 14.5
-    "short_back_left": -207.2,  # 15.9
-    "short_back_right": -220.2,  # 15.8
-    "no_front_left": 3.6,  # 2.5
-    "no_front_right": -5.7,  # 2.5
-    "no_back_left": -11.6,  # 2.2
-    "no_back_right": 4.6,  # 2.5
+    "standard": {50: (-14.7, 1.9, 100), 1000: (-54.2, 9.3, 100)},
+    "short_front_left": {50: (-18.8, 1.8, 100), 1000: (-252.5, 14.3, 100)},
+    "short_front_right": {50: (-10.2, 1.8, 100), 1000: (-250.0, 14.5, 100)},
+    "short_back_left": {50: (-11.5, 1.7, 100), 1000: (-207.2, 15.9, 100)},
+    "short_back_right": {50: (-17.3, 1.9, 100), 1000: (-220.2, 15.8, 100)},
+    "no_front_left": {50: (3.3, 1.2, 100), 1000: (3.6, 2.5, 100)},
+    "no_front_right": {50: (-7.9, 1.2, 100), 1000: (-5.7, 2.5, 100)},
+    "no_back_left": {50: (-5.5, 1.3, 100), 1000: (-11.6, 2.2, 100)},
+    "no_back_right": {50: (4.7, 1.3, 100), 1000: (4.6, 2.5, 100)},
 }
 
-# Mean random-policy distance walked (metres) per morphology with reward=distance (the distance episode: burn-in, early
-# stops), measured 2026-12-01 with the command in the module docstring (standard error in the comment). Random legs
-# push the body about as much one way as the other, so every one is within a metre of 0.
+# Random-policy distance walked (metres) per morphology with reward=distance (the distance episode: burn-in, early
+# stops), as (mean, standard error, episodes) at 1000 policy steps, measured 2026-12-01 with the command in the module
+# docstring. Random legs push the body about as much one way as the other, so every one is within a metre of 0.
 RANDOM_DISTANCES = {
-    "standard": -0.2,  # 0.2
-    "short_front_left": -0.5,  # 0.1
-    "short_front_right": 0.7,  # 0.2
-    "short_back_left": 0.4,  # 0.1
-    "short_back_right": -0.7,  # 0.2
-    "no_front_left": 0.1,  # 0.1
-    "no_front_right": -0.2,  # 0.1
-    "no_back_left": 0.0,  # 0.1
-    "no_back_right": 0.1,  # 0.1
+    "standard": {1000: (-0.2, 0.2, 100)},
+    "short_front_left": {1000: (-0.5, 0.1, 100)},
+    "short_front_right": {1000: (0.7, 0.2, 100)},
+    "short_back_left": {1000: (0.4, 0.1, 100)},
+    "short_back_right": {1000: (-0.7, 0.2, 100)},
+    "no_front_left": {1000: (0.1, 0.1, 100)},
+    "no_front_right": {1000: (-0.2, 0.1, 100)},
+    "no_back_left": {1000: (0.0, 0.1, 100)},
+    "no_back_right": {1000: (0.1, 0.1, 100)},
 }
 
 # Budgets of the continual variant.
@@ -270,14 +276,21 @@ def make_task(name: str, max_episode_steps: int, reward: str = "gymnasium") -> T
     xml = ant_xml(name, userdata=1 if distance else 0)
     morphology = MORPHOLOGIES[name]
     make_env = partial(_make_env, xml, max_episode_steps, distance)
+    random_return, random_source = random_return_at((RANDOM_DISTANCES if distance else RANDOM_RETURNS)[name], max_episode_steps)
+    if distance:
+        reference_return, reference_source = REFERENCE_SPEED * ANT_DT * max_episode_steps, DISTANCE_REFERENCE
+    else:
+        reference_return = scaled_reference(ANT.reference_return, max_episode_steps)
+        reference_source = f"{ANT.reference_source} (standard Ant), at its per-step rate over {max_episode_steps} steps"
     return Task(
         name=name,
         obs_dim=morphology.obs_dim,
         action_dim=morphology.action_dim,
         make_pool=lambda seeds: GymPool(make_env, seeds),
-        random_return=RANDOM_DISTANCES[name] if distance else RANDOM_RETURNS[name],
-        reference_return=REFERENCE_SPEED * ANT_DT * max_episode_steps if distance else ANT.reference_return,
-        reference_source=DISTANCE_REFERENCE if distance else f"{ANT.reference_source} (standard Ant)",
+        random_return=random_return,
+        reference_return=reference_return,
+        reference_source=reference_source,
+        random_source=random_source,
     )
 
 

@@ -252,7 +252,8 @@ def make_task(settings: dict) -> Task:
         make_pool=lambda seeds: BanditPool(seeds, settings),
         random_return=(mean_low + mean_high) / 2,  # expected reward of a uniformly random arm
         reference_return=mean_low + (mean_high - mean_low) * n / (n + 1),  # expected best of n uniform means
-        reference_source="expected best-arm mean (order statistics of U(mean_range)); scores use online_score instead",
+        reference_source="the oracle arm (every step on the best arm of the context)",  # what online_score's 1 is
+        random_source="a uniformly random arm (the mean of the context's arm means)",  # what online_score's 0 is
         action_kind="discrete",
         online_score=online_score,
     )

@@ -13,17 +13,21 @@ are truncated. `action_repeat` (default 1, the usual state-based
 setting; pixel-based work uses 2 to 8) repeats each action for that many control steps and sums the rewards,
 so an episode is 1000 / action_repeat agent steps; step budgets count agent steps.
 
-Normalised score = return / 1000, the DMC convention (per-step rewards lie in [0, 1], so 1000 is the maximum
-return): random_return = 0 and reference_return = 1000 for every task. The random policy does not score 0.
-Its mean return over full-length episodes (uniform random actions, action_repeat 1; standard error in
-brackets), measured by the suite on 2026-11-23 with
-`cyclic-bench random-returns protocol=cyclic_dmc protocol.size=full protocol.stream=STREAM episodes=100`
-(dog: episodes=50):
+Normalised score = (return - random) / (maximum - random), both at the episode length played
+(`episode_length` control steps; see cyclic_bench/normalization.py). Per-step rewards lie in [0, 1], so the
+maximum return is `episode_length` (1000 at full length, the DMC convention's 1). Unlike the usual DMC report
+(return / 1000, where a random walker-stand already scores 0.13), 0 is the random policy here on every task;
+entries keep the raw returns, and the leaderboard lists both ends per task. `random`: the mean return of uniform
+random actions (action_repeat 1), measured by the suite at each length a size plays (RANDOM_RETURNS) with
+`cyclic-bench random-returns protocol=cyclic_dmc protocol.size=SIZE protocol.stream=STREAM episodes=N`:
+SIZE=full (1000 steps, 2026-11-23): N=100, dog N=50; SIZE=smoke (50 steps, 2026-12-01): N=100, dog N=30 (each dog
+environment holds about 100 MB). Other lengths are interpolated; other action repeats use the action_repeat-1
+values, and tasks outside RANDOM_RETURNS (`protocol.tasks=`) score from return 0; the leaderboard says so.
+Means at 1000 steps (standard error in brackets):
   walker-stand 126.2 (1.2)     walker-walk 32.9 (0.5)       walker-run 22.9 (0.2)
   quadruped-walk 150.1 (22.7)  quadruped-run 159.4 (22.8)
   dog-stand 20.1 (0.6)         dog-walk 7.7 (0.6)           dog-run 4.7 (0.2)          dog-trot 6.5 (0.5)
   cheetah-run 4.1 (0.1)        hopper-hop 0.1 (0.0)         finger-spin 0.5 (0.1)
-Shorter episodes (the `smoke` size) make scores smaller than at full length: they test plumbing, not agents.
 
 Memory: every environment compiles its own model, about 5 MB (walker, cheetah, hopper, finger, quadruped)
 or 105 MB (dog), and a run holds seeds x (1 + eval_episodes x tasks) of them (evaluation environments stay
@@ -37,16 +41,33 @@ from functools import partial
 
 from cyclic_bench.dmc import SUITE_EPISODE_LENGTH, DMCPool, check_timing, describe, split_task_name
 from cyclic_bench.errors import require
+from cyclic_bench.normalization import random_return_at
 from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
-DMC_CONVENTION = "DMC convention: return / 1000 (per-step rewards in [0, 1], 1000-step episodes)"
+MAXIMUM = "maximum return: every control step rewarded 1 (per-step rewards lie in [0, 1])"
 
 STREAMS = {
     "walker": ["walker-stand", "walker-walk", "walker-run"],
     "quadruped": ["quadruped-walk", "quadruped-run"],
     "dog": ["dog-stand", "dog-walk", "dog-run", "dog-trot"],
     "cross_body": ["cheetah-run", "walker-walk", "hopper-hop", "finger-spin"],
+}
+
+# Random-policy return per episode length (control steps): (mean, standard error, episodes), as the module docstring says.
+RANDOM_RETURNS = {
+    "walker-stand": {50: (15.4, 0.4, 100), 1000: (126.2, 1.2, 100)},
+    "walker-walk": {50: (4.0, 0.3, 100), 1000: (32.9, 0.5, 100)},
+    "walker-run": {50: (2.8, 0.1, 100), 1000: (22.9, 0.2, 100)},
+    "quadruped-walk": {50: (10.8, 1.1, 100), 1000: (150.1, 22.7, 100)},
+    "quadruped-run": {50: (11.3, 0.9, 100), 1000: (159.4, 22.8, 100)},
+    "dog-stand": {50: (12.4, 0.8, 30), 1000: (20.1, 0.6, 50)},
+    "dog-walk": {50: (5.5, 0.7, 30), 1000: (7.7, 0.6, 50)},
+    "dog-run": {50: (3.2, 0.2, 30), 1000: (4.7, 0.2, 50)},
+    "dog-trot": {50: (4.2, 0.5, 30), 1000: (6.5, 0.5, 50)},
+    "cheetah-run": {50: (0.2, 0.0, 100), 1000: (4.1, 0.1, 100)},
+    "hopper-hop": {50: (0.1, 0.0, 100), 1000: (0.1, 0.0, 100)},
+    "finger-spin": {50: (0.0, 0.0, 100), 1000: (0.5, 0.1, 100)},
 }
 
 SIZES = {
@@ -104,17 +125,24 @@ def resolve(config: CyclicDMCConfig) -> dict:
 
 
 def make_task(name: str, action_repeat: int, episode_length: int) -> Task:
-    """The dm_control task `name` ('domain-task'), normalised by the DMC convention."""
+    """The dm_control task `name` ('domain-task'), scored from its random-policy return to its maximum return."""
     domain, task = split_task_name(name)
     spec = describe(domain, task)
+    if name in RANDOM_RETURNS:
+        random_return, random_source = random_return_at(RANDOM_RETURNS[name], episode_length)
+        if action_repeat != 1:
+            random_source += f"; with action_repeat 1, not the {action_repeat} played"
+    else:
+        random_return, random_source = 0.0, "not measured for this task: return 0 stands in for the random policy"
     return Task(
         name=name,
         obs_dim=spec.obs_dim,
         action_dim=spec.action_dim,
         make_pool=partial(DMCPool, domain, task, action_repeat=action_repeat, episode_length=episode_length),
-        random_return=0.0,
-        reference_return=1000.0,
-        reference_source=DMC_CONVENTION,
+        random_return=random_return,
+        reference_return=float(episode_length),
+        reference_source=f"{MAXIMUM}, over {episode_length} control steps",
+        random_source=random_source,
         action_low=spec.action_low,
         action_high=spec.action_high,
     )

@@ -3,13 +3,14 @@
 The bodies differ (observation sizes 11 to 27, action sizes 3 to 8), so one agent plays them all through the
 stream's adapters. Ant drops its contact forces from the observation (27 dims), as most TD3 work does.
 
-Normalised score = (return - random) / (reference - random):
-- `random`: mean return of uniformly random actions over 100 full-length (1000-step) episodes, measured by the
-  suite on 2026-11-23 (standard errors 8.5, 2.0, 0.6, 8.7, 0.5 in TASKS order) with
-  `cyclic-bench random-returns protocol.size=full 'protocol.tasks=[HalfCheetah,Hopper,Walker2d,Ant,InvertedPendulum]' episodes=100`.
-- `reference`: TD3's average return after 1M steps, Fujimoto et al. 2018, Table 1 (MuJoCo -v1 tasks);
-  InvertedPendulum's maximum return is 1000 by construction.
-Shorter episodes (the `smoke` size) make scores smaller than at full length: they test plumbing, not agents.
+Normalised score = (return - random) / (reference - random), both at the episode length played
+(`max_episode_steps`; see cyclic_bench/normalization.py):
+- `random`: mean return of uniformly random actions, measured by the suite at each length a size plays
+  (RANDOM_RETURNS; 100 episodes each) with
+  `cyclic-bench random-returns protocol.size=SIZE 'protocol.tasks=[HalfCheetah,Hopper,Walker2d,Ant,InvertedPendulum]' episodes=100`
+  for SIZE = smoke (50 steps), demo (200) and full (1000); other lengths are interpolated between these.
+- `reference`: TD3's average return after 1M steps, Fujimoto et al. 2018, Table 1 (MuJoCo -v1 tasks, 1000-step
+  episodes), scaled to the length played at the same per-step rate; InvertedPendulum's maximum return is 1 per step.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import partial
 
 from cyclic_bench.envs import GymPool
 from cyclic_bench.errors import require
+from cyclic_bench.normalization import random_return_at, scaled_reference
 from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
@@ -30,18 +32,27 @@ class MujocoTask:
     env_id: str
     obs_dim: int
     action_dim: int
-    random_return: float
-    reference_return: float
+    reference_return: float  # over a 1000-step episode
     reference_source: str
     kwargs: tuple = ()
 
 
 TASKS = {
-    "HalfCheetah": MujocoTask("HalfCheetah-v5", 17, 6, -284.2, 9636.95, TD3_PAPER),
-    "Hopper": MujocoTask("Hopper-v5", 11, 3, 17.1, 3564.07, TD3_PAPER),
-    "Walker2d": MujocoTask("Walker2d-v5", 17, 6, 1.7, 4682.82, TD3_PAPER),
-    "Ant": MujocoTask("Ant-v5", 27, 8, -45.1, 4372.44, TD3_PAPER, (("include_cfrc_ext_in_observation", False),)),
-    "InvertedPendulum": MujocoTask("InvertedPendulum-v5", 4, 1, 9.1, 1000.0, "maximum return (1000 steps alive)"),
+    "HalfCheetah": MujocoTask("HalfCheetah-v5", 17, 6, 9636.95, TD3_PAPER),
+    "Hopper": MujocoTask("Hopper-v5", 11, 3, 3564.07, TD3_PAPER),
+    "Walker2d": MujocoTask("Walker2d-v5", 17, 6, 4682.82, TD3_PAPER),
+    "Ant": MujocoTask("Ant-v5", 27, 8, 4372.44, TD3_PAPER, (("include_cfrc_ext_in_observation", False),)),
+    "InvertedPendulum": MujocoTask("InvertedPendulum-v5", 4, 1, 1000.0, "maximum return (1 per step alive)"),
+}
+
+# Random-policy return per episode length: (mean, standard error, episodes), measured as the module docstring says
+# (50 and 200 steps on 2026-12-01, 1000 steps on 2026-11-23).
+RANDOM_RETURNS = {
+    "HalfCheetah": {50: (-13.0, 1.4, 100), 200: (-56.9, 3.4, 100), 1000: (-284.2, 8.5, 100)},
+    "Hopper": {50: (16.7, 1.4, 100), 200: (16.9, 1.6, 100), 1000: (17.1, 2.0, 100)},
+    "Walker2d": {50: (2.4, 0.6, 100), 200: (1.8, 0.6, 100), 1000: (1.7, 0.6, 100)},
+    "Ant": {50: (-12.3, 1.6, 100), 200: (-30.8, 3.4, 100), 1000: (-45.1, 8.7, 100)},
+    "InvertedPendulum": {50: (10.2, 0.5, 100), 200: (9.8, 0.6, 100), 1000: (9.1, 0.5, 100)},
 }
 
 SIZES = {
@@ -55,11 +66,12 @@ SIZES = {
         warmup_steps=100,
         max_episode_steps=50,
     ),
-    # the README's quick start: a few minutes on 2 CPU cores
+    # the README's quick start: about 5 minutes on 2 CPU cores with 64-unit networks and 3 seeds per method; two tasks
+    # TD3 learns within a few thousand steps (Hopper to stay up, InvertedPendulum to balance), so scores rise above 0
     "demo": dict(
-        tasks=["Hopper", "HalfCheetah"],
-        steps_per_task=3000,
-        cycles=2,
+        tasks=["Hopper", "InvertedPendulum"],
+        steps_per_task=6000,
+        cycles=1,
         eval_every=1500,
         eval_episodes=2,
         warmup_steps=1000,
@@ -107,14 +119,16 @@ def make_task(name: str, max_episode_steps: int) -> Task:
     require(name in TASKS, f"task {name!r} is not a cyclic_mujoco task; allowed: {', '.join(TASKS)}")
     spec = TASKS[name]
     make_env = partial(_make_env, spec.env_id, max_episode_steps, dict(spec.kwargs))
+    random_return, random_source = random_return_at(RANDOM_RETURNS[name], max_episode_steps)
     return Task(
         name=name,
         obs_dim=spec.obs_dim,
         action_dim=spec.action_dim,
         make_pool=lambda seeds: GymPool(make_env, seeds),
-        random_return=spec.random_return,
-        reference_return=spec.reference_return,
-        reference_source=spec.reference_source,
+        random_return=random_return,
+        reference_return=scaled_reference(spec.reference_return, max_episode_steps),
+        reference_source=f"{spec.reference_source}, at its per-step rate over {max_episode_steps} steps",
+        random_source=random_source,
     )
 
 

@@ -1,9 +1,7 @@
 import io
 
-import pytest
 import torch
 
-from cyclic_bench.errors import ConfigError
 from cyclic_bench.es import OpenAIES, centered_ranks, keyed_normal, keyed_uniform, row_keys, shaped_fitness
 
 
@@ -107,9 +105,3 @@ def test_keyed_draws_depend_only_on_key_and_counter():
     assert pair.min() >= 0 and pair.max() < 1 and abs(pair.mean() - 0.5) < 0.05
     normal = keyed_normal(keys.flatten(), torch.zeros(8, dtype=torch.int64), 5000)
     assert abs(normal.mean()) < 0.05 and abs(normal.std() - 1) < 0.05
-
-
-@pytest.mark.parametrize("population", [0, 3])
-def test_an_odd_or_empty_population_is_refused(population):
-    with pytest.raises(ConfigError, match=f"population={population}"):
-        make_es(population=population)

@@ -3,16 +3,18 @@ import csv
 import numpy as np
 import pytest
 import torch
-from cyclic_bench.methods.td3 import TD3, TD3Config
 from cyclic_bench.protocols.cyclic_mujoco import make_task
 from helpers import SMALL, spec_for, toy_stream
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.events import parse_events, zero_fraction
+from cyclic_bench.registry import get_method
 from cyclic_bench.results import RunDir
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.stream import Stream
 from cyclic_bench.trainer import Engine, EngineOptions
+
+TD3, TD3Config = get_method("td3")  # the learner alone, as `method=td3` builds it
 
 
 def test_zero_fraction_zeroes_exactly_the_fraction_per_seed_and_seeds_differ():

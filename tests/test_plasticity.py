@@ -58,3 +58,11 @@ def _hidden(net, x):
     hidden = []
     net(x, hidden=hidden)
     return hidden
+
+
+def test_feature_ranks_of_a_non_finite_seed_are_nan_and_the_others_unchanged():
+    features = torch.randn(3, 2, 16, 8, generator=torch.Generator().manual_seed(0))  # [S, members, B, units]
+    clean_srank, clean_erank = srank(features), effective_rank(features)
+    features[1, 0, 3, 2], features[2, 1, 0, 0] = float("nan"), float("inf")  # torch.linalg.svdvals raises on these
+    assert torch.equal(srank(features)[0], clean_srank[0]) and torch.equal(effective_rank(features)[0], clean_erank[0])
+    assert srank(features)[1:].isnan().all() and effective_rank(features)[1:].isnan().all()

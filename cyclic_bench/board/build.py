@@ -10,13 +10,17 @@
 
 The score matrix of a row is [seeds x trained tasks] of final scores (see scores.py); aggregates, probability of
 improvement and performance profiles are rliable's (see stats.py). The same inputs and settings give the same
-files, byte for byte.
+files, byte for byte. A board folder keeps its settings in board.json: building into a folder that holds one
+takes every setting not given explicitly from it, so `cyclic-bench board build <folder>` rebuilds the folder as it
+was (and a new entry joins a board on that board's terms).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -26,11 +30,17 @@ import numpy as np
 
 from cyclic_bench.board import scores as sc
 from cyclic_bench.board import stats
-from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, load_entry
-from cyclic_bench.errors import require
+from cyclic_bench.board.entry import dumps_entry, entry_from_runs, group_runs, load_entry, stream_of
+from cyclic_bench.errors import ConfigError, require
+from cyclic_bench.registry import learner_of, method_label
 
 SCORES = ("final", "auc")  # which score matrix a board ranks
-DIAGNOSTICS_OVER_TIME = ("dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
+DIAGNOSTICS_OVER_TIME = ("density", "dormant_ratio", "srank")  # diagnostics plotted across the stream (names containing these)
+PLUMBING_SIZES = {  # sizes whose budgets test the machinery and cannot tell methods apart, with what each is for
+    "smoke": "a plumbing check: tiny budgets and short episodes that test the code paths; its scores stay near 0 "
+    "and its ranking says nothing about the methods",
+    "demo": "a demonstration: a few thousand steps per seed, enough to see learning start, far too few to rank methods",
+}
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,45 @@ class BoardOptions:
         require(self.max_curve_points >= 2, f"max_curve_points={self.max_curve_points} is not allowed: it must be >= 2")
         require(self.score in SCORES, f"score={self.score!r} is not allowed; allowed: {', '.join(SCORES)}")
 
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+def stored_options(folder: str | Path) -> dict:
+    """The settings a board folder was built with (its board.json), {} where it holds none."""
+    path = Path(folder) / "board.json"
+    if not path.is_file():
+        return {}
+    try:
+        stored = json.loads(path.read_text()).get("options", {})
+    except ValueError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    require(isinstance(stored, dict), f"{path}: options must be an object")
+    unknown = sorted(set(stored) - set(BoardOptions.fields()))
+    require(not unknown, f"{path}: unknown board options {', '.join(unknown)}; known: {', '.join(BoardOptions.fields())}")
+    return stored
+
+
+def changed_options(options: BoardOptions) -> list[str]:
+    """The command-line flags that set `options` where they differ from the defaults, e.g. ['--score auc']."""
+    default = BoardOptions()
+    flags = {"seed": "--bootstrap-seed", "target_seeds": "--target-seeds", "max_curve_points": None}
+    return [
+        f"{flags.get(name, '--' + name)} {getattr(options, name)}"
+        for name in BoardOptions.fields()
+        if getattr(options, name) != getattr(default, name) and flags.get(name, "") is not None
+    ]
+
 
 # ---- inputs -------------------------------------------------------------------------------------------------
+def is_board_folder(path: Path) -> bool:
+    return (path / "board.json").is_file() and (path / "entries").is_dir()
+
+
 def collect_entries(inputs: list[str | Path]) -> list[dict]:
-    """Entries from entry files, folders of entry files, run directories and folders holding run directories.
+    """Entries from entry files, folders of entry files, board folders (their entries/), run directories and folders
+    holding run directories.
 
     Run directories are grouped into rows (shards merged, single-task runs taken as references); a method name
     that appears with different method settings gets the differing settings in its label.
@@ -69,6 +114,8 @@ def collect_entries(inputs: list[str | Path]) -> list[dict]:
             entry_files.append(item)
         elif (item / "config.yaml").is_file():
             run_dirs.append(item)
+        elif is_board_folder(item):
+            entry_files += sorted(p for p in (item / "entries").glob("*.json") if p.is_file())
         else:
             found_files, found_runs = _scan(item)
             require(found_files or found_runs, f"{item} holds no entry (.json) and no run directory")
@@ -94,11 +141,12 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _labels(configs: list[dict]) -> list[str]:
-    """The method name, plus `-key=value,...` of the method settings that differ where a name has several settings."""
+    """The method label (`redo`, or `redo-sac` on another learner), plus `-key=value,...` of the method settings that differ
+    where a label has several settings."""
     labels = []
     for config in configs:
-        name = config["method"]["name"]
-        same_name = [c["method"] for c in configs if c["method"]["name"] == name]
+        name = method_label(config["method"]["name"], config["method"].get("base"))
+        same_name = [c["method"] for c in configs if method_label(c["method"]["name"], c["method"].get("base")) == name]
         if all(m == config["method"] for m in same_name):
             labels.append(name)
             continue
@@ -134,23 +182,44 @@ def compute_board(entries: list[dict], options: BoardOptions = BoardOptions()) -
     T = len(first["stream"]["tasks"])
     ranked = {label: sc.final_scores(row, options.last) if options.score == "final" else sc.auc_scores(row) for label, row in rows.items()}
     all_main = np.concatenate([f[:, :T].ravel() for f in ranked.values()])
-    low, high = float(all_main.min()), float(all_main.max())
-    taus = np.linspace(low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1), 101)
+    low, high = min(0.0, float(all_main.min())), max(1.0, float(all_main.max()))  # from the random policy's 0 to the reference's 1 at least
+    taus = np.linspace(low - 0.02 * (high - low), high + 0.02 * (high - low), 101)
 
     board_rows = [_compute_row(row, ranked[row.label], ranked[baseline], taus, options) for row in rows.values()]
+    learners = {label: learner_of(row.entry["config"]["method"]) for label, row in rows.items()}  # None: a standalone method
+    if len(set(learners.values())) > 1:  # a board that compares learners names each row's (labels name the non-default ones)
+        for row in board_rows:
+            row["learner"] = learners[row["label"]]
     board_rows.sort(key=lambda r: (-r[options.score]["IQM"][0], r["label"]))
     for rank, row in enumerate(board_rows, 1):
         row["rank"] = rank
+    revisions = sorted({revision for row in board_rows for revision in row["code_revisions"]})
     return {
         "protocol": first["protocol"],
         "size": first["size"],
         "stream": first["stream"],
         "protocol_config": first["config"]["protocol"],
+        "plumbing": PLUMBING_SIZES.get(first["size"]),
+        "normalization": normalization(first["config"]),
+        "code_revisions": revisions,
         "baseline": baseline,
         "options": asdict(options) | {"baseline": baseline},
         "taus": taus.tolist(),
         "rows": board_rows,
     }
+
+
+def normalization(config: dict) -> dict[str, dict]:
+    """Per evaluated task: the returns that score 0 and 1 at the episode length played, and where each comes from;
+    for streams scored on their training windows, what the window score's 0 and 1 are."""
+    stream = stream_of(config)
+    result = {}
+    for task in list(stream.tasks) + list(stream.held_out):
+        ends = {"random_source": task.random_source, "reference_source": task.reference_source}
+        if task.online_score is None:
+            ends |= {"random_return": float(task.random_return), "reference_return": float(task.reference_return)}
+        result[task.name] = ends
+    return result
 
 
 def _compute_row(row: sc.Row, ranked: np.ndarray, base_ranked: np.ndarray, taus: np.ndarray, o: BoardOptions) -> dict:
@@ -277,24 +346,49 @@ def default_out_dir(entries: list[dict]) -> Path:
     return Path("leaderboards") / first["protocol"] / str(first["size"] or "custom")
 
 
-def build_board(inputs: list[str | Path], out_dir: str | Path | None = None, options: BoardOptions = BoardOptions()) -> tuple[dict, Path]:
-    """Collect the inputs, compute the board and write its folder; returns (board, folder)."""
-    from cyclic_bench.board import plots, render
-    from cyclic_bench.results import write_json, write_text
+def build_board(
+    inputs: list[str | Path], out_dir: str | Path | None = None, options: BoardOptions | dict | None = None
+) -> tuple[dict, Path]:
+    """Collect the inputs, compute the board and write its folder; returns (board, folder).
+
+    `options`: all settings (BoardOptions), or only those given explicitly (a dict of BoardOptions fields): every
+    other setting comes from the board.json already in the folder written, else from the defaults. Without `out_dir`,
+    one board folder given as the input is rebuilt in place; otherwise the board goes to leaderboards/<protocol>/<size>.
+    """
+    from cyclic_bench.board import plots
+    from cyclic_bench.results import write_text
 
     entries = collect_entries(inputs)
-    board = compute_board(entries, options)
+    if out_dir is None and len(inputs) == 1 and is_board_folder(Path(inputs[0])):
+        out_dir = inputs[0]
     out = Path(out_dir) if out_dir is not None else default_out_dir(entries)
+    if not isinstance(options, BoardOptions):
+        given, stored = options or {}, stored_options(out)
+        labels = {entry["label"] for entry in entries}
+        require(
+            "baseline" in given or stored.get("baseline") in (None, *labels),
+            f"{out / 'board.json'} sets baseline {stored.get('baseline')!r}, which is not among the entries; give --baseline",
+        )
+        options = BoardOptions(**(stored | given))
+    board = compute_board(entries, options)
     (out / "entries").mkdir(parents=True, exist_ok=True)
-    for entry in entries:
-        write_text(out / "entries" / f"{entry['label']}.json", dumps_entry(entry))
-    write_text(out / "scores.csv", scores_csv(board))
     board["plots"] = plots.write_plots(board, out / "plots")
-    board["inputs"] = sorted(f"entries/{e['label']}.json" for e in entries)
-    write_json(out / "board.json", _rounded(board))
-    write_text(out / "README.md", render.markdown(board))
-    write_text(out / "index.html", render.html(board))
+    for name, text in board_texts(board, entries).items():
+        write_text(out / name, text)
     return board, out
+
+
+def board_texts(board: dict, entries: list[dict]) -> dict[str, str]:
+    """Every text file of a board folder but the plots, {relative path: content}; `board` has its plots listed."""
+    from cyclic_bench.board import render
+
+    board["inputs"] = sorted(f"entries/{e['label']}.json" for e in entries)
+    texts = {f"entries/{entry['label']}.json": dumps_entry(entry) for entry in entries}
+    texts["scores.csv"] = scores_csv(board)
+    texts["board.json"] = json.dumps(_rounded(board), indent=2, sort_keys=True) + "\n"
+    texts["README.md"] = render.markdown(board)
+    texts["index.html"] = render.html(board)
+    return texts
 
 
 def scores_csv(board: dict) -> str:
@@ -335,4 +429,8 @@ def board_summary(board: dict) -> str:
         lines.append(f"{row['rank']:>4}  {row['label']:<24} {seeds:>6}  {interval_text(row[score]['IQM']):<28} {improvement}")
     if any(r["few_seeds"] for r in board["rows"]):
         lines.append(f"{FEW} fewer than {board['options']['target_seeds']} seeds: wide intervals, ranking not settled")
+    if board["plumbing"]:
+        lines.insert(0, f"size {board['size']} is {board['plumbing']}.")
+    settings = " ".join(changed_options(BoardOptions(**board["options"])))
+    lines.append(f"settings (kept in board.json; a rebuild of the folder reuses them): {settings or 'the defaults'}")
     return "\n".join(lines)

@@ -45,7 +45,7 @@ from omegaconf import OmegaConf
 
 from cyclic_bench.errors import ConfigError, require
 from cyclic_bench.events import parse_events
-from cyclic_bench.registry import get_protocol
+from cyclic_bench.registry import get_protocol, method_label
 
 FORMAT = "cyclic-bench-entry"
 FORMAT_VERSION = 1
@@ -139,8 +139,9 @@ class RunRecord:
             name: _read_csv(self.path / f"{name}.csv") for name in ("evaluations", "diagnostics", "online", "failures", "events")
         }
         steps = {int(float(r["step"])) for r in self.tables["evaluations"]}
+        every_seed_failed = {int(r["seed"]) for r in self.tables["failures"]} >= set(self.seeds)  # such a run stops early
         require(
-            max(steps, default=-1) == self.stream["total_steps"],
+            max(steps, default=-1) == self.stream["total_steps"] or every_seed_failed,
             f"{self.path} has no evaluation at the end of its stream (step {self.stream['total_steps']}); resume it first",
         )
 
@@ -224,7 +225,7 @@ def entry_from_runs(shards: list[RunRecord], references: list[RunRecord] = (), l
         require(not changed, f"{run.path} is not a shard of {first.path}: their configurations differ in {', '.join(changed)}")
     seeds = _disjoint_seeds(shards)
     stream = first.stream
-    label = label or first.config["method"]["name"]
+    label = label or method_label(first.config["method"]["name"], first.config["method"].get("base"))
     require(bool(LABEL_PATTERN.match(label)), f"label {label!r} is not allowed: use letters, digits and _ . + = , - (at most 80)")
     entry = {
         "format": FORMAT,

@@ -42,7 +42,14 @@ def run_config(
     }
 
 
-def write_run(path: Path, score: ScoreFn, failures: dict[int, int] | None = None, finished: bool = True, **config_settings) -> Path:
+def write_run(
+    path: Path,
+    score: ScoreFn,
+    failures: dict[int, int] | None = None,
+    finished: bool = True,
+    code_revision: str = "synthetic",
+    **config_settings,
+) -> Path:
     """Write a finished run directory whose evaluations have the scores `score` gives (returns derived from them).
 
     `failures` maps seed -> step of failure: the seed has no evaluation from that step on.
@@ -55,7 +62,7 @@ def write_run(path: Path, score: ScoreFn, failures: dict[int, int] | None = None
     steps = eval_steps(described)
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.yaml").write_text(OmegaConf.to_yaml(config))
-    meta = {"code_revision": "synthetic", "packages": {"numpy": "x"}, "python": "3", "platform": "test", "device": "cpu"}
+    meta = {"code_revision": code_revision, "packages": {"numpy": "x"}, "python": "3", "platform": "test", "device": "cpu"}
     (path / "meta.json").write_text(json.dumps(meta))
     evaluations, diagnostics, online = [], [], []
     for seed in seeds:

@@ -1,4 +1,9 @@
+import json
 import math
+import re
+import shlex
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,11 +12,14 @@ from rliable import library as rly
 from rliable import metrics
 
 from cyclic_bench.board import scores as sc
-from cyclic_bench.board.build import BoardOptions, build_board, collect_entries, compute_board
+from cyclic_bench.board.build import BoardOptions, board_texts, build_board, collect_entries, compute_board, stored_options
+from cyclic_bench.cli import main
 from cyclic_bench.errors import ConfigError
 
 OPTIONS = BoardOptions(reps=100)
 TASKS = ["Hopper", "HalfCheetah"]  # the smoke stream: 2 cycles of 200 steps per task, evaluations every 100 steps
+LEADERBOARDS = Path(__file__).resolve().parents[2] / "leaderboards"
+COMMITTED_BOARDS = sorted(p.parent.relative_to(LEADERBOARDS) for p in LEADERBOARDS.glob("*/*/board.json"))
 
 
 def final_matrix(score, seeds, step=800, tasks=TASKS):
@@ -128,3 +136,60 @@ def test_settings_of_one_method_become_separately_labelled_rows(make_run):
     entries = collect_entries([make_run("a", seeds=1), make_run("b", varied(0.1), seeds=1, method_settings={"lr": 1e-4})])
     assert sorted(e["label"] for e in entries) == ["td3-lr=0.0001", "td3-lr=0.0003"]
     assert [r["label"] for r in compute_board(entries, OPTIONS)["rows"]] == ["td3-lr=0.0001", "td3-lr=0.0003"]
+
+
+def documented_rebuild_command() -> list[str]:
+    """The rebuild command of leaderboards/README.md, as arguments of `cyclic-bench`."""
+    (command,) = re.findall(r"```bash\n(cyclic-bench board build [^\n]*)\n```", (LEADERBOARDS / "README.md").read_text())
+    return shlex.split(command)[1:]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_board_folder_rebuilds_byte_for_byte_with_the_documented_command_and_its_stored_settings(make_run, tmp_path, monkeypatch):
+    runs = [str(make_run("a")), str(make_run("b", varied(0.1), method="reset_switch"))]
+    folder = tmp_path / "leaderboards" / "cyclic_mujoco" / "smoke"
+    settings = ["--reps", "60", "--score", "auc", "--baseline", "reset_switch", "--last", "2"]
+    assert main(["board", "build", *runs, "--out", str(folder), *settings]) == 0
+    built = files_of(folder)
+    shutil.rmtree(folder / "plots")
+    (folder / "README.md").write_text("stale")
+    monkeypatch.chdir(tmp_path)
+    command = [arg.replace("<protocol>", "cyclic_mujoco").replace("<size>", "smoke") for arg in documented_rebuild_command()]
+    assert main(command) == 0
+    assert files_of(folder) == built
+    stored = stored_options(folder)
+    assert (stored["reps"], stored["score"], stored["baseline"], stored["last"]) == (60, "auc", "reset_switch", 2)
+
+    # a setting given explicitly wins over the stored one, and is stored in its place
+    assert main(["board", "build", str(folder), "--score", "final"]) == 0
+    assert stored_options(folder)["score"] == "final" and stored_options(folder)["baseline"] == "reset_switch"
+    readme = (folder / "README.md").read_text()
+    assert "(--reps 60 --last 2 --baseline reset_switch)" in readme
+
+
+def test_a_stored_baseline_that_left_the_board_is_refused_in_one_line(make_run, tmp_path):
+    folder = tmp_path / "board"
+    build_board([make_run("a"), make_run("b", varied(0.1), method="reset_switch")], folder, {"reps": 20, "baseline": "reset_switch"})
+    with pytest.raises(ConfigError, match="sets baseline 'reset_switch', which is not among the entries; give --baseline"):
+        build_board([folder / "entries" / "td3.json"], folder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [str(b) for b in COMMITTED_BOARDS])
+def test_every_committed_board_is_what_its_folder_rebuilds(name):
+    """Numbers and pages: the plots (byte-identical too on the machine that built them) are not redrawn here."""
+    folder = LEADERBOARDS / name
+    entries = collect_entries([folder])
+    board = compute_board(entries, BoardOptions(**stored_options(folder)))
+    board["plots"] = json.loads((folder / "board.json").read_text())["plots"]
+    for path, text in board_texts(board, entries).items():
+        assert (folder / path).read_text() == text, f"{name}/{path} is not what `cyclic-bench board build {name}` writes"
+    assert all((folder / png).is_file() and (folder / png).with_suffix(".svg").is_file() for png in board["plots"].values())
+    assert sorted(p.name for p in (folder / "entries").glob("*.json")) == sorted(f"{e['label']}.json" for e in entries)
+
+
+def test_committed_boards_include_both_the_bandit_and_the_smoke_board():
+    assert {"bandit/full", "cyclic_mujoco/smoke"} <= set(map(str, COMMITTED_BOARDS))

@@ -47,6 +47,14 @@ def test_quickstart_ends_with_a_small_board(tmp_path, capsys):
     out = capsys.readouterr().out
     (board,) = tmp_path.glob("*/board")
     assert "leaderboard of these runs" in out and "td3" in out and "reset_switch" in out and "[" in out
+    assert "What you are looking at" in out and "Hopper: 0 = return 16.7: uniform random actions" in out
+    table = out[out.index("method         task") :].splitlines()
+    assert table[0].split() == ["method", "task", "learned", "kept"] and [line.split()[:2] for line in table[1:5]] == [
+        ["td3", "Hopper"],
+        ["td3", "HalfCheetah"],
+        ["reset_switch", "Hopper"],
+        ["reset_switch", "HalfCheetah"],
+    ]
     assert f"board: {(board / 'README.md').resolve()}" in out and "plots:" in out and (board / "plots" / "aggregates.png").is_file()
 
 

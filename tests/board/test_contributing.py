@@ -1,43 +1,44 @@
-"""CONTRIBUTING.md's worked example method runs as written."""
+"""CONTRIBUTING.md works as written: its worked example intervention and its test are the suite's own L2 Init files,
+word for word; and the pyproject.toml it shows builds a plug-in package whose intervention the command line finds and
+trains on every learner."""
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
-from cyclic_bench.cli import compose_config
-from cyclic_bench.method import MethodSpec
-from cyclic_bench.registry import get_method
-from cyclic_bench.run import train
-
-CONTRIBUTING = Path(__file__).resolve().parents[2] / "CONTRIBUTING.md"
+ROOT = Path(__file__).resolve().parents[2]
+CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
 
 
-def test_the_worked_example_method_registers_and_trains(tmp_path, monkeypatch, cpu_threads):
-    (example,) = re.findall(r"```python\n(.*?)```", CONTRIBUTING.read_text(), flags=re.S)
-    (tmp_path / "l2_init_example.py").write_text(example)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "l2_init_example", raising=False)
-    __import__("l2_init_example")
-    method_cls, _ = get_method("l2_init")
-    small = ["method.actor_hidden=[16,16]", "method.critic_hidden=[16,16]", "method.batch_size=16"]
-    summary = train(
-        compose_config(["method=l2_init", "protocol.size=smoke", "seeds=2", "progress=false", "device=cpu", *small]), tmp_path / "run"
-    )
-    assert summary["method"] == "l2_init" and not summary["failed_seeds"]
-
-    method = method_cls(method_cls.Config(actor_hidden=[8], critic_hidden=[8], strength=1.0), _spec())
-    with torch.no_grad():
-        for p in method.actor.parameters():
-            p.add_(1.0)
-    batch = {"obs": torch.zeros(2, 4, 3)}
-    plain = super(method_cls, method).actor_loss(batch)
-    extra = sum(p.numel() // 2 for p in method.actor.parameters())  # every parameter moved by 1 from its initial value
-    torch.testing.assert_close(method.actor_loss(batch) - plain, torch.full((2,), float(extra)))
+def block(language: str, containing: str) -> str:
+    """The one code block of CONTRIBUTING.md in `language` that contains `containing`."""
+    (found,) = [b for b in re.findall(rf"```{language}\n(.*?)```", CONTRIBUTING, flags=re.S) if containing in b]
+    return found
 
 
-def _spec() -> MethodSpec:
-    return MethodSpec(
-        obs_dim=3, action_dim=2, action_kind="continuous", seed_ids=(0, 1), n_tasks=1, total_steps=100, device=torch.device("cpu")
-    )
+INTERVENTION = block("python", '@register_intervention("l2_init")')
+
+
+def test_the_worked_example_and_its_test_are_the_suites_l2_init_files():
+    assert (ROOT / "methods" / "interventions" / "l2_init.py").read_text() == INTERVENTION
+    assert block("python", "def test_") == (ROOT / "tests" / "methods" / "interventions" / "test_l2_init.py").read_text()
+
+
+def test_the_documented_plugin_package_builds_and_its_intervention_trains_on_every_learner(tmp_path):
+    package, site = tmp_path / "package", tmp_path / "site"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(block("toml", '[project.entry-points."cyclic_bench.methods"]'))
+    (package / "cyclic_bench_l2_init.py").write_text(INTERVENTION.replace('"l2_init"', '"l2_init_plugin"'))  # a name of its own
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(site)]
+    result = subprocess.run([*install, str(package)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    cli = [sys.executable, "-m", "cyclic_bench.cli"]
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, env=env, timeout=300)
+    assert re.search(r"^  l2_init_plugin +td3, sac$", listed.stdout, re.M), listed.stdout + listed.stderr
+    run = [*cli, "run", "method=l2_init_plugin", "method.base=sac", "protocol.size=smoke", "seeds=1", "device=cpu", "progress=false"]
+    small = ["method.actor_hidden=[8,8]", "method.critic_hidden=[8,8]", "method.batch_size=8", f"hydra.run.dir={tmp_path / 'run'}"]
+    trained = subprocess.run([*run, *small], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert trained.returncode == 0 and (tmp_path / "run" / "summary.json").is_file(), trained.stdout[-2000:] + trained.stderr[-2000:]

@@ -265,6 +265,8 @@ def test_hebbian_es_learns_the_toy_task_for_every_seed(tmp_path):
     [
         ({"rule": "XYZ"}, "rule='XYZ'"),
         ({"population": 3}, "population=3"),
+        ({"population": 0}, "population=0"),
+        ({"sigma_decay": 1.5}, "sigma_decay=1.5"),
         ({"init_weight": -1.0}, "init_weight=-1.0"),
         ({"probe_steps": 0}, "probe_steps=0"),
         ({"generation_steps": 0}, "generation_steps=0"),

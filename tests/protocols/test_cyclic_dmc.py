@@ -37,7 +37,7 @@ def test_every_stream_names_real_dm_control_tasks():
     assert {t.name: (t.obs_dim, t.action_dim) for t in stream.tasks} == CROSS_BODY_SIZES
     assert (stream.obs_dim, stream.action_dim) == (24, 6)
     for task in stream.tasks:
-        assert task.normalize(0.0) == 0 and task.normalize(1000.0) == 1 and "DMC convention" in task.reference_source
+        assert task.normalize(task.random_return) == 0 and task.normalize(50.0) == 1 and "maximum return" in task.reference_source
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -200,4 +200,5 @@ def test_td3_runs_the_smoke_size(tmp_path):
     summary = train(config, tmp_path)
     assert summary["stream"] == "cyclic_dmc-cross_body-smoke" and summary["failed_seeds"] == []
     assert set(summary["final_scores"]) == set(CROSS_BODY_SIZES)
-    assert all(math.isfinite(v) and 0 <= v <= 0.05 for scores in summary["final_scores"].values() for v in scores.values())
+    # returns lie in [0, 50] over 50-step episodes: scores in [-random / (50 - random), 1], random below 5 on these tasks
+    assert all(math.isfinite(v) and -0.12 <= v <= 1 for scores in summary["final_scores"].values() for v in scores.values())

@@ -1,0 +1,89 @@
+"""A learner with its intervention, as one Method to the engine.
+
+`Agent.observe` is where the hooks meet the learner's update:
+
+    store the step
+    for each update the step calls for (`Agent.update`):
+        batch = learner.sample(intervention.sample_positions)
+        intervention.before_update(batch)
+        stepped = learner.update(batch)            # the one function a captured CUDA graph would replay
+        intervention.after_update(batch, stepped)
+    intervention.after_step(step)
+
+The registry makes one Agent subclass per (intervention, learner) pair (`method=redo method.base=sac`); a learner
+alone is the pair with the hook-less base `Intervention`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from cyclic_bench.intervention import Intervention
+from cyclic_bench.learner import Learner
+from cyclic_bench.method import Method, MethodSpec, Transition
+from cyclic_bench.nn import SeedAdam
+
+
+class Agent(Method):
+    """`Learner` and `Intervention` are set by the registry on each pair's subclass."""
+
+    Learner: ClassVar[type[Learner]]
+    Intervention: ClassVar[type[Intervention]] = Intervention
+
+    def __init__(self, config, spec: MethodSpec):
+        super().__init__(config, spec)
+        options = self.Learner.network_options(config)
+        self.Intervention.shape_networks(config, options)
+        self.learner = self.Learner(config, spec, options, self.active)
+        self.intervention = self.Intervention(config, self.learner)
+
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        with self.intervention.computing():
+            return self.learner.act(obs, explore)
+
+    def observe(self, transition: Transition) -> None:
+        self.learner.store(transition)
+        for _ in range(self.learner.updates_due(transition)):
+            self.update()
+        self.intervention.after_step(transition)
+
+    def update(self) -> None:
+        """One gradient update on a fresh batch, with the intervention's hooks around it."""
+        learner, intervention = self.learner, self.intervention
+        batch = learner.sample(intervention.sample_positions)
+        intervention.before_update(batch)
+        with intervention.computing():
+            stepped = learner.update(batch)
+        intervention.after_update(batch, stepped)
+
+    def on_task_start(self, task_index: int) -> None:
+        self.intervention.on_task_start(task_index)
+
+    def on_episode_start(self, mask: torch.Tensor, explore: bool) -> None:
+        self.learner.on_episode_start(mask, explore)
+        self.intervention.on_episode_start(mask, explore)
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return {**self.learner.diagnostics(), **self.intervention.diagnostics()}
+
+    def policy_weights(self) -> list[torch.Tensor]:
+        return self.learner.policy_weights()
+
+    def optimizers(self) -> list[SeedAdam]:
+        return self.learner.optimizers()
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {**self.learner.modules(), **self.intervention.modules()}
+
+    def extra_state(self) -> dict:
+        return {"learner": self.learner.extra_state(), "intervention": self.intervention.extra_state()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.learner.load_extra_state(state["learner"])
+        self.intervention.load_extra_state(state["intervention"])
+
+    def load_state_dict(self, state: dict) -> None:
+        self.intervention.restore_structure(state["extra"]["intervention"])  # the saved structure first, then its values
+        super().load_state_dict(state)
