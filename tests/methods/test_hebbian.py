@@ -10,6 +10,7 @@ from helpers import spec_for, toy_stream
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.events import zero_fraction
 from cyclic_bench.method import MethodSpec, Transition
+from cyclic_bench.registry import get_method
 from cyclic_bench.results import RunDir
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.trainer import Engine, EngineOptions
@@ -131,18 +132,19 @@ def test_a_window_cut_short_by_the_end_of_the_stream_closes_with_the_steps_it_ha
     assert agent.diagnostics()["fitness_step_fraction"].item() == 1.0
 
 
-def run_toy(tmp_path, visible=True, population=4, seeds=(0, 1), generation_steps=7, **settings):
+def run_toy(tmp_path, visible=True, population=4, seeds=(0, 1), generation_steps=7, cls=HebbianES, **settings):
     """The toy stream: 7-step episodes (a position beyond 5 terminates), 28 steps per member per visit, 2 tasks x 2 cycles."""
     stream = toy_stream(steps_per_task=28 * population, eval_every=14 * population, cycles=2, boundaries_visible=visible)
-    config = HebbianConfig(population=population, hidden=[8, 8], generation_steps=generation_steps, **settings)
-    method = HebbianES(config, spec_for(stream, seeds))
+    config = cls.Config(population=population, hidden=[8, 8], generation_steps=generation_steps, **settings)
+    method = cls(config, spec_for(stream, seeds))
     Engine(stream, method, RunDir(tmp_path), EngineOptions(checkpoint_every=stream.eval_every, progress=False)).run()
     return stream, method
 
 
-def test_every_charged_step_scores_a_member_and_generations_are_the_budget_over_p_times_l(tmp_path):
+@pytest.mark.parametrize("cls_name", ["hebbian", "static_es"])
+def test_every_charged_step_scores_a_member_and_generations_are_the_budget_over_p_times_l(tmp_path, cls_name):
     """Windows of 10 steps per member against visits of 28: windows straddle task switches and go on across them."""
-    stream, method = run_toy(tmp_path, generation_steps=10)
+    stream, method = run_toy(tmp_path, generation_steps=10, cls=get_method(cls_name)[0])
     P, L = 4, 10
     assert method.steps == stream.total_steps == 112 * P  # every member's every step counted, nothing else
     assert method.es.generation.tolist() == [math.ceil(stream.total_steps / (P * L))] * 2  # 11 windows and the cut last one
@@ -212,8 +214,6 @@ def test_a_seed_plays_the_same_alone_and_inside_a_batch():
 
 @pytest.mark.parametrize("cls_name", ["hebbian", "static_es"])
 def test_a_checkpoint_loses_nothing(cls_name):
-    from cyclic_bench.registry import get_method
-
     cls = get_method(cls_name)[0]
     g = torch.Generator().manual_seed(1)
     data = [(torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, generator=g), torch.rand(2, 4, generator=g) < 0.3) for _ in range(50)]
