@@ -130,6 +130,7 @@ def plan_run(config: DictConfig) -> RunPlan:
         n_tasks=len(stream.tasks),
         total_steps=stream.total_steps,
         device=device,
+        generation_steps=stream.generation_steps,
     )
     return RunPlan(config, stream, method_cls, method_config, spec)
 

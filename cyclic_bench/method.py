@@ -27,6 +27,7 @@ class MethodSpec:
     n_tasks: int
     total_steps: int  # environment steps per seed over the whole stream
     device: torch.device
+    generation_steps: int | None = None  # the stream's ES fitness window, where it has one (Stream.generation_steps)
 
     @property
     def n_seeds(self) -> int:

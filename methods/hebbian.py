@@ -64,7 +64,8 @@ Where this differs from the paper and the authors' code, and why:
   the whole population at once, and says so if not): `cyclic_mujoco`'s `demo` and `lite` sizes (evaluations every
   1,500 and 12,500 steps) need e.g. `method.population=100`, the `smoke` sizes e.g. `method.population=4`; and
   `generation_steps` should be the stream's episode length (or a multiple of it) for the fitness to be the return
-  of whole episodes.
+  of whole episodes. Left unset, it is the stream's own window where the protocol has one (`ant_morphology`'s
+  `variant=paper`: one episode on each training morphology) and the paper's 1000-step episode otherwise.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ BOOKKEEPING = (  # per-member and per-seed counters a checkpoint keeps
 )
 
 
+EPISODE_STEPS = 1000  # the paper's episode length: the fitness window where neither the config nor the stream sets one
+
+
 @dataclass
 class HebbianConfig:
     name: str = "hebbian"  # registered method name
@@ -114,7 +118,7 @@ class HebbianConfig:
     init_weight: float = 0.1  # weights start every episode U(-init_weight, init_weight)
     normalise_weights: bool = False  # divide each layer by its max |w| after every update (the code's rule off PyBullet)
     population: int = 200  # ES members per seed, even (antithetic pairs); each is one environment of the seed
-    generation_steps: int = 1000  # L: steps every member plays per generation (the paper's episode length)
+    generation_steps: int | None = None  # L: steps every member plays per generation; None: the stream's window, else 1000
     fitness: str = "per_episode"  # per_episode: the window's reward per episode played | summed: the window's reward
     lr: float = 0.2  # ES learning rate
     lr_decay: float = 0.995  # lr multiplied by this after every generation ...
@@ -137,7 +141,10 @@ class HebbianConfig:
             self.population >= 2 and self.population % 2 == 0,
             f"method.population={self.population} is not allowed: it must be even and >= 2 (antithetic pairs)",
         )
-        require(self.generation_steps > 0, f"method.generation_steps={self.generation_steps} is not allowed: it must be > 0")
+        require(
+            self.generation_steps is None or self.generation_steps > 0,
+            f"method.generation_steps={self.generation_steps} is not allowed: it must be > 0 (or null: the stream's window)",
+        )
         require(self.fitness in FITNESS, f"method.fitness={self.fitness!r} is not allowed: use one of {', '.join(FITNESS)}")
         require(self.lr > 0 and self.sigma > 0, f"method.lr={self.lr} and method.sigma={self.sigma} are not allowed: both must be > 0")
         for name in ("lr_decay", "sigma_decay"):
@@ -155,6 +162,7 @@ class HebbianES(Method):
         super().__init__(config, spec)
         S, P, device = spec.n_seeds, config.population, spec.device
         self.envs_per_seed = P
+        self.generation_steps = config.generation_steps or spec.generation_steps or EPISODE_STEPS
         sizes = [spec.obs_dim, *config.hidden, spec.action_dim]
         self.shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)]
         self.terms = self.genome_terms()
@@ -280,7 +288,7 @@ class HebbianES(Method):
         self.window_return += t.reward
         self.window_steps += 1
         self.steps += t.reward.shape[1]
-        if self.window_steps < self.config.generation_steps and self.steps < self.spec.total_steps:
+        if self.window_steps < self.generation_steps and self.steps < self.spec.total_steps:
             self.window_episodes += ended  # the next episode is one more of this window
             return
         self.close_generation(continuing=~ended)

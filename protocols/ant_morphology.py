@@ -13,7 +13,8 @@ Two variants (`variant`):
 - `paper`: the paper's protocol. Each visit is one episode of every environment of a population (`steps_per_task`
   = 200 members x `max_episode_steps`; set it to P x `max_episode_steps` for a population of P), and the visits
   alternate between the training morphologies, so an evolution strategy whose generation spans one cycle (for
-  `hebbian` and `static_es`: `method.generation_steps` = len(train) x `max_episode_steps`) scores every member on
+  `hebbian` and `static_es`: `method.generation_steps` = len(train) x `max_episode_steps`, the stream's
+  `generation_steps`, which they take when the setting is left unset) scores every member on
   every training morphology in each generation and ranks it by the mean, as the authors' fitness function does
   ("a 2-fold loop which returns the average cumulative distance walked of the standard morphology and the damaged
   one", their README). `full` runs the paper's 300 generations at population 200 (1.2e8 steps per seed). The reward
@@ -325,4 +326,5 @@ def build(config: AntMorphologyConfig) -> Stream:
         warmup_steps=s["warmup_steps"],
         task_aware=config.task_aware,
         boundaries_visible=config.boundaries_visible,
+        generation_steps=len(config.train) * s["max_episode_steps"] if config.variant == "paper" else None,  # one episode per morphology
     )

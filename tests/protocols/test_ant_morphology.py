@@ -255,7 +255,8 @@ class RecordingHebbian(HebbianES):
 def test_an_es_generation_on_the_paper_protocol_scores_every_member_on_every_training_morphology(tmp_path):
     stream = build(AntMorphologyConfig(size="smoke", variant="paper"))  # visits of 200 steps: one 50-step episode per member of 4
     P, episode = 4, 50
-    method = RecordingHebbian(HebbianConfig(population=P, hidden=[8], generation_steps=2 * episode), spec_for(stream, (0, 1)))
+    assert stream.generation_steps == 2 * episode  # the stream's window: one episode per training morphology
+    method = RecordingHebbian(HebbianConfig(population=P, hidden=[8]), spec_for(stream, (0, 1)))  # generation_steps left to the stream
     Engine(stream, method, RunDir(tmp_path), EngineOptions(checkpoint_every=stream.eval_every, progress=False)).run()
     assert method.es.generation.tolist() == [stream.cycles] * 2 and method.diagnostics()["fitness_step_fraction"].tolist() == [1.0, 1.0]
     for per_task, episodes in method.fitness_seen:
