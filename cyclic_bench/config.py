@@ -44,6 +44,7 @@ class RunConfig:
     checkpoint_every: int = 0  # environment steps per seed between checkpoints; 0 = at every evaluation
     progress: bool = True  # show a progress bar
     env_workers: int = 0  # processes stepping the environments in parallel; 0 = in the training process
+    capture: bool = True  # on device=cuda, replay each gradient update from CUDA graphs (same results); false = eager
     resume: str | None = None  # a run directory to continue from its last checkpoint
     events: list[Any] = field(default_factory=list)  # perturbations, e.g. [{step: 5000, kind: zero_weights, fraction: 0.33}]
 
@@ -94,13 +95,17 @@ class RunPlan:
 def plan_run(config: DictConfig) -> RunPlan:
     """Validate `config` and build its stream; raises ConfigError with a one-line message."""
     keys = run_keys()
-    missing, unknown = sorted(keys - {"resume"} - set(config)), sorted(set(config) - keys)  # a saved run records no resume
+    missing, unknown = (
+        sorted(keys - {"resume", "capture"} - set(config)),
+        sorted(set(config) - keys),
+    )  # a saved run records no resume; older runs no capture
     require(not missing, f"the run configuration has no {', '.join(missing)}; it needs {', '.join(sorted(keys))}")
     require(not unknown, f"{', '.join(unknown)} is not a setting; allowed: {', '.join(sorted(keys))}")
     require_settings(
         "",
         config,
-        {"seeds": integer(1), "first_seed": integer(0), "env_workers": integer(0), "checkpoint_every": integer(0), "progress": boolean()},
+        {"seeds": integer(1), "first_seed": integer(0), "env_workers": integer(0), "checkpoint_every": integer(0), "progress": boolean()}
+        | ({"capture": boolean()} if "capture" in config else {}),
     )
     for group in ("method", "protocol"):
         node = config[group]
@@ -130,6 +135,7 @@ def plan_run(config: DictConfig) -> RunPlan:
         n_tasks=len(stream.tasks),
         total_steps=stream.total_steps,
         device=device,
+        capture=config.get("capture", True),
     )
     return RunPlan(config, stream, method_cls, method_config, spec)
 

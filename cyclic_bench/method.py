@@ -27,6 +27,7 @@ class MethodSpec:
     n_tasks: int
     total_steps: int  # environment steps per seed over the whole stream
     device: torch.device
+    capture: bool = True  # on CUDA, replay capturable learners' updates from CUDA graphs (cyclic_bench.capture)
 
     @property
     def n_seeds(self) -> int:
