@@ -15,10 +15,11 @@ import contextlib
 import pytest
 import torch
 from helpers import transitions
-from method_checks import make
+from method_checks import make, play
 
 from cyclic_bench.capture import update_addresses
 from cyclic_bench.method import MethodSpec
+from cyclic_bench.registry import get_method, pairs
 
 UPDATES = 200
 CASES = [  # (intervention, learner): the learners, and the interventions that change what runs inside the update
@@ -111,3 +112,30 @@ def test_addresses_notice_a_replaced_tensor_and_a_new_mask():
     assert with_mask != before
     layer.weight.data = layer.weight.data.clone()  # what an intervention must not do: a graph would keep the old tensor
     assert update_addresses(agent.learner, agent.intervention) != with_mask
+
+
+FIRES_OFTEN = {  # settings under which each intervention acts within the 60 transitions below (about 50 updates)
+    "reset": dict(reset_every=20, at_task_switch=True),
+    "redo": dict(redo_every=10),
+    "cbp": dict(replacement_rate=0.5, maturity_threshold=5),
+    "shrink_perturb": dict(every=10, at_task_switch=True),
+    "hare_tortoise": dict(reset_every=10, at_task_switch=True),
+    "ne": dict(topology_every=5),
+}
+RESTRUCTURES = {"plasticity_injection"}  # adds heads and optimizers at a task switch: the graphs are captured again
+
+
+@pytest.mark.parametrize(("name", "learner"), pairs())
+def test_every_intervention_changes_what_the_update_touches_in_place(name, learner):
+    """A graph replays on the addresses it captured: an intervention must write in place (a reset, a recycled unit,
+    a topology change, a shrink, a learning-rate change), or the agent must see the change and capture again."""
+    defaults = get_method(name, learner)[1]()
+    tiny = {**SMALL_NETS, "actor_hidden": [8] * len(defaults.actor_hidden), "critic_hidden": [8] * len(defaults.critic_hidden)}
+    agent = make(name, learner, seed_ids=(0, 1), **{**tiny, **FIRES_OFTEN.get(name, {})})
+    if not agent.learner.capturable:
+        pytest.skip(f"{learner} is not capturable")
+    before = update_addresses(agent.learner, agent.intervention)
+    data = list(transitions(2, 60))
+    play([(agent, None)], data, first=0, switches={30})
+    after = update_addresses(agent.learner, agent.intervention)
+    assert (after != before) == (name in RESTRUCTURES)
