@@ -20,8 +20,8 @@ the same update (inductor by default; --cpu-backend aot_eager traces without gen
 The wheels (Python 3.12, manylinux x86-64) are those of the packages the training path imports beyond torch, numpy
 and tqdm: gymnasium, farama-notifications, mujoco, glfw, pyopengl, hydra-core, omegaconf, antlr4-python3-runtime
 (BENCHMARKS.md, "30 seeds at GPU speed", lists the download command). They and this repository are installed with
-pip into a folder of their own (no index, no dependencies resolved), and the check runs again with that folder first
-on the import path.
+pip into a folder of their own (no index, no dependencies resolved), the repository's package is linked there, and
+the check runs again with that folder first on the import path.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,8 @@ WHEEL_MODULES = ("gymnasium", "mujoco", "hydra", "omegaconf")  # imported by the
 
 # ---- setup ------------------------------------------------------------------------------------------------
 def install_and_rerun(wheels: Path, argv: list[str]) -> int:
-    """pip-install the wheels and this repository into a fresh folder, then run this script again with it on the path."""
+    """pip-install the wheels into a fresh folder, link this repository's package there, and run this script again
+    with the folder first on the import path."""
     site = Path(tempfile.mkdtemp(prefix="gpu-check-site-"))
     found = sorted(wheels.glob("*.whl"))
     if not found:
@@ -57,10 +59,23 @@ def install_and_rerun(wheels: Path, argv: list[str]) -> int:
         return 2
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir", "--target", str(site)]
     subprocess.run([*pip, *map(str, found)], check=True)
-    subprocess.run([*pip, "--no-build-isolation", str(REPO)], check=True, cwd=tempfile.gettempdir())
+    link_package(site)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
-    print(f"installed {len(found)} wheels and the repository into {site}", flush=True)
-    return subprocess.run([sys.executable, __file__, *argv], env=env, cwd=REPO).returncode
+    print(f"installed {len(found)} wheels into {site}", flush=True)
+    try:
+        return subprocess.run([sys.executable, __file__, *argv], env=env, cwd=REPO).returncode
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
+
+
+def link_package(site: Path) -> None:
+    """This repository's package as installed (methods/ and protocols/ inside cyclic_bench), made of links: no build."""
+    package = site / "cyclic_bench"
+    package.mkdir()
+    for entry in (REPO / "cyclic_bench").iterdir():
+        (package / entry.name).symlink_to(entry)
+    for name in ("methods", "protocols"):
+        (package / name).symlink_to(REPO / name)
 
 
 def missing_modules() -> list[str]:

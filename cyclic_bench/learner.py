@@ -1,7 +1,8 @@
 """The learner contract: what a gradient learner (TD3, SAC, ...) shows the plasticity interventions.
 
 A learner owns acting, its losses and its update. `update(batch)` is one function of the networks, their optimizers
-and the batch (what a captured CUDA graph would replay); everything an intervention does happens outside it, through
+and the batch; a capturable learner splits it into `plan_update` (host) and `learn` (tensor work only), which a CUDA
+graph replays on a GPU (`cyclic_bench.capture`). Everything an intervention does happens outside it, through
 the hooks that `cyclic_bench.agent.Agent` calls around it, on the tensors listed here, in place. An intervention
 (`cyclic_bench.intervention`) reads and changes a learner only through this contract, so it is written once and
 runs on every learner; it never imports one.
