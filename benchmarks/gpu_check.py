@@ -8,6 +8,7 @@ Anywhere, on the CPU, every code path at toy sizes in about a minute (what CI-li
 
 It runs, in order, each part in its own time budget (a part that fails prints its error; the others still run):
   tests       tests/test_capture.py: on CUDA the captured-equals-eager tests (CUDA graphs), on the CPU the compiled one
+  update      TD3's update alone (the batch draw and the gradient step), S seeds, seed-updates/s: eager | captured
   end to end  TD3, S seeds (one HalfCheetah-v5 each), act -> env step -> observe (one update per step), seed-steps/s,
               interleaved in one process: eager batched | captured batched | a loop of S single-seed eager agents
   NE          the same for NE (`method=ne`): eager | captured
@@ -156,6 +157,22 @@ def part_tests(args) -> dict:
     return {"tests": f"{'passed' if done.returncode == 0 else 'FAILED'}: {summary}"}
 
 
+def part_update(args) -> dict:
+    """seed-updates/s of TD3's update alone (sample + gradient step, as `observe` runs it), eager against captured."""
+    from seed_batching import prefill, time_alternating, update_all
+
+    setups = {name: build("td3", [range(args.seeds)], args, capture=name == "captured") for name in ("eager", "captured")}
+    for agents in setups.values():
+        prefill(agents, args.seeds, args.prefill)
+    fns = {name: partial(update_all, agents) for name, agents in setups.items()}
+    with compiling(args):
+        for _ in range(args.warmup):
+            for fn in fns.values():
+                fn()
+        seconds = time_alternating(fns, args.steps, args.device)
+    return {f"update {name}": args.seeds * args.steps / s for name, s in seconds.items()}
+
+
 def part_td3(args) -> dict:
     S = args.seeds
     setups = {
@@ -273,25 +290,34 @@ def table(figures: dict, args) -> str:
         value = figures.get(key)
         return f"{value:,.0f}" if isinstance(value, float) else "not measured"
 
+    def ratio_of(top: str, bottom: str) -> str:
+        a, b = figures.get(top), figures.get(bottom)
+        return f"{a / b:.2f}x" if isinstance(a, float) and isinstance(b, float) else "not measured"
+
     td3, loop = figures.get("td3 captured"), figures.get("td3 loop")
     ratio = td3 / loop if isinstance(td3, float) and isinstance(loop, float) else None
     aggregate = [v for k, v in figures.items() if k.startswith("concurrent k=")]
     memory = figures.get("memory: GPU peak allocated GB")
     held = f"{figures['memory: tensors held GB']:.2f} GB" if "memory: tensors held GB" in figures else "not measured"
     rows = [
+        ("TD3 update alone, captured (seed-updates/s)", rate("update captured"), "", None),
+        ("TD3 update alone, eager (seed-updates/s)", rate("update eager"), "", None),
+        ("TD3 update alone, captured / eager", ratio_of("update captured", "update eager"), "", None),
         ("TD3 end to end, captured", rate("td3 captured"), f">= {GOALS['td3']:,}", td3),
         ("TD3 end to end, eager", rate("td3 eager"), "", None),
         (f"TD3, loop of {args.seeds} single-seed eager agents", rate("td3 loop"), "", None),
+        ("TD3 end to end, captured / eager", ratio_of("td3 captured", "td3 eager"), "", None),
         ("captured / loop", f"{ratio:,.1f}x" if ratio else "not measured", f">= {GOALS['ratio']}x", ratio),
         ("NE end to end, captured", rate("ne captured"), f">= {GOALS['ne']:,}", figures.get("ne captured")),
         ("NE end to end, eager", rate("ne eager"), "", None),
+        ("NE end to end, captured / eager", ratio_of("ne captured", "ne eager"), "", None),
         *[
             (f"{k.split(' ')[1]} concurrent runs, aggregate", rate(k), f">= {GOALS['aggregate']:,}", figures[k])
             for k in figures
             if k.startswith("concurrent k=")
         ],
         ("GPU peak memory, 1M-transition buffers", f"{memory:.2f} GB" if memory else "not measured", f"<= {GOALS['memory_GB']} GB", memory),
-        (f"tensors held (networks, replay of {figures.get('memory: buffer', '?'):,} per seed)", held, "", None),
+        (f"tensors held (networks, replay of {args.buffer:,} per seed)", held, "", None),
     ]
     meets = {
         "TD3 end to end, captured": lambda v: v >= GOALS["td3"],
@@ -323,8 +349,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps per setup (the graphs' warm-up and capture)")
     parser.add_argument("--buffer", type=int, default=1_000_000, help="replay capacity per seed of the memory part")
     parser.add_argument("--concurrent", type=int, nargs="+", default=[1, 4, 8], help="numbers of concurrent runs")
-    parser.add_argument("--parts", nargs="+", default=["tests", "td3", "ne", "concurrent", "memory"], help="which parts to run")
+    parser.add_argument("--parts", nargs="+", default=["tests", "update", "td3", "ne", "concurrent", "memory"], help="which parts to run")
     parser.add_argument("--part-seconds", type=float, default=150.0, help="time limit of the tests part and of each concurrent k")
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds after which no further part starts")
     parser.add_argument("--cpu-backend", default="inductor", help="torch.compile backend of the CPU's 'captured' update")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -360,10 +387,20 @@ def main(argv: list[str]) -> int:
     load_all()
     started = time.perf_counter()
     print(f"device: {device_name(args.device)} | torch {torch.__version__} | command: python {shlex.join(sys.argv)}", flush=True)
-    parts = {"tests": part_tests, "td3": part_td3, "ne": part_ne, "concurrent": part_concurrent, "memory": part_memory}
+    parts = {
+        "tests": part_tests,
+        "update": part_update,
+        "td3": part_td3,
+        "ne": part_ne,
+        "concurrent": part_concurrent,
+        "memory": part_memory,
+    }
     figures: dict = {}
     for name in args.parts:
         begun = time.perf_counter()
+        if begun - started > args.budget:
+            figures[f"{name} error"] = f"skipped: the check passed its {args.budget:.0f} s budget"
+            continue
         try:
             found = parts[name](args)
         except Exception:  # one broken part must not cost the others' figures
