@@ -62,39 +62,50 @@ def update_addresses(learner, intervention) -> tuple:
     return tuple(t.data_ptr() for t in tensors), tuple(objects), tuple(masks), learner.exploration_scale is None
 
 
+def warm_on_side_stream(fn: Callable[[], Any]) -> Any:
+    """One eager call on a side stream, as CUDA graph capture wants its warm-up."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = fn()
+    torch.cuda.current_stream().wait_stream(side)
+    return out
+
+
+def capture_cuda_graph(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Record fn's kernels (without running them) into a CUDA graph; returns the replay, which gives fn's outputs."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+
+    def replay() -> Any:
+        graph.replay()
+        return out  # the graph writes the same output tensors at every replay
+
+    return replay
+
+
 class UpdateGraphs:
     """CUDA graphs of a learner's update, one per key; captured after `WARMUP_CALLS` eager calls, dropped and captured
-    again whenever `addresses()` changes."""
+    again whenever `addresses()` changes. `warm` and `capture` are CUDA's unless given (a test passes stand-ins)."""
 
-    def __init__(self, addresses: Callable[[], tuple]):
-        self.addresses = addresses
+    def __init__(self, addresses: Callable[[], tuple], warm=warm_on_side_stream, capture=capture_cuda_graph):
+        self.addresses, self.warm, self.capture = addresses, warm, capture
         self.seen: tuple | None = None
-        self.graphs: dict[Any, torch.cuda.CUDAGraph] = {}
-        self.outputs: dict[Any, Any] = {}
+        self.replays: dict[Any, Callable[[], Any]] = {}
         self.calls: dict[Any, int] = {}
-        self.captures = 0  # graphs captured so far (a test and the benchmarks read it)
+        self.captures = 0  # graphs captured so far (tests and the benchmarks read it)
 
     def run(self, key: Any, fn: Callable[[], Any]) -> Any:
         """fn() (one update), replayed from the graph of `key` once there is one."""
         now = self.addresses()
         if now != self.seen:
-            self.graphs.clear(), self.outputs.clear(), self.calls.clear()
+            self.replays.clear(), self.calls.clear()
             self.seen = now
-        if key in self.graphs:
-            self.graphs[key].replay()
-            return self.outputs[key]
-        self.calls[key] = self.calls.get(key, 0) + 1
-        if self.calls[key] <= WARMUP_CALLS:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                out = fn()
-            torch.cuda.current_stream().wait_stream(side)
-            return out
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = fn()
-        graph.replay()  # capture recorded the update without running it
-        self.graphs[key], self.outputs[key] = graph, out
-        self.captures += 1
-        return out
+        if key not in self.replays:
+            self.calls[key] = self.calls.get(key, 0) + 1
+            if self.calls[key] <= WARMUP_CALLS:
+                return self.warm(fn)
+            self.replays[key] = self.capture(fn)  # recorded, not run: the replay below is this call's update
+            self.captures += 1
+        return self.replays[key]()

@@ -17,7 +17,7 @@ import torch
 from helpers import transitions
 from method_checks import make, play
 
-from cyclic_bench.capture import update_addresses
+from cyclic_bench.capture import UpdateGraphs, update_addresses
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.registry import get_method, pairs
 
@@ -139,3 +139,23 @@ def test_every_intervention_changes_what_the_update_touches_in_place(name, learn
     play([(agent, None)], data, first=0, switches={30})
     after = update_addresses(agent.learner, agent.intervention)
     assert (after != before) == (name in RESTRUCTURES)
+
+
+@pytest.mark.parametrize(("name", "learner"), [("td3", "td3"), ("ne", "td3"), ("plasticity_injection", "sac")])
+def test_graph_bookkeeping_runs_each_update_once_and_captures_again_after_a_change_of_structure(cpu_threads, name, learner):
+    """The CUDA path's logic on the CPU, with stand-ins for the graph calls: a stand-in capture records nothing (as a
+    real one runs no kernel) and its replay runs the update. Every call must then be exactly one update (warm-up,
+    capture and replay included), a graph per key (TD3's two), and a change of structure must be captured again."""
+    eager, graphed = (make(name, learner, seed_ids=(0, 1), **SMALL_NETS) for _ in range(2))
+    graphed.graphs = UpdateGraphs(
+        lambda: (update_addresses(graphed.learner, graphed.intervention), graphed.batch_addresses()),
+        warm=lambda fn: fn(),
+        capture=lambda fn: fn,
+    )
+    graphed.runner = lambda stepping: graphed.graphs.run(stepping, lambda: graphed.update_step(stepping))
+    data = list(transitions(2, 80))
+    play([(eager, None), (graphed, None)], data, first=0, switches={40})
+    want, got = state_tensors(eager), state_tensors(graphed)
+    assert all(torch.equal(want[key], got[key]) for key in want)
+    keys = 1 if learner == "sac" else 2  # TD3: critics alone, and critics with actor and targets
+    assert graphed.graphs.captures == keys * (2 if name == "plasticity_injection" else 1)
