@@ -224,7 +224,7 @@ def part_concurrent(args) -> dict:
     for k in args.concurrent:
         with tempfile.TemporaryDirectory(prefix="gpu-check-runs-") as folder:
             folder = Path(folder)
-            threads = max(1, (os.cpu_count() or 1) // k)
+            threads = 1 if args.device.type == "cpu" else max(1, min(4, (os.cpu_count() or 1) // k))  # a CPU run: 1, as every benchmark
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
             child = [sys.executable, __file__, *child_args(args), "--child", str(folder)]
             procs = [subprocess.Popen([*child, str(i)], cwd=REPO, env=env) for i in range(k)]
@@ -325,12 +325,12 @@ def table(figures: dict, args) -> str:
         "NE end to end, captured": lambda v: v >= GOALS["ne"],
         "GPU peak memory, 1M-transition buffers": lambda v: v <= GOALS["memory_GB"],
     }
-    lines = [f"| S = {args.seeds}, seed-steps/s unless noted | figure | goal | met |", "|---|---:|---:|---|"]
+    lines = [f"| S = {args.seeds}, seed-steps/s unless noted | figure | goal on a GPU | met |", "|---|---:|---:|---|"]
     for name, shown, goal, value in rows:
         check = meets.get(
             name, (lambda v: v >= GOALS["aggregate"]) if "concurrent" in name and aggregate and value == max(aggregate) else None
         )
-        met = "" if check is None or value is None or not goal else ("yes" if check(value) else "no")
+        met = "" if check is None or value is None or not goal or args.device.type != "cuda" else ("yes" if check(value) else "no")
         lines.append(f"| {name} | {shown} | {goal} | {met} |")
     return "\n".join(lines)
 
