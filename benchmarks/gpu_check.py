@@ -3,7 +3,7 @@
 On a machine with one GPU (sized for an H100 or H200 with 16 cores, at most 9 minutes), from the repository root:
     python benchmarks/gpu_check.py --wheels WHEEL_DIR      # install the wheels the machine lacks, then test and measure
     python benchmarks/gpu_check.py                         # the same where everything is installed
-Anywhere, on the CPU, every code path at toy sizes in about a minute (what CI-like machines can check):
+Anywhere, on the CPU, every code path at toy sizes in a few minutes (under 3 on a loaded 2-core machine):
     python benchmarks/gpu_check.py --cpu --quick
 
 It runs, in order, each part in its own time budget (a part that fails prints its error; the others still run):
@@ -343,7 +343,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheels", type=Path, help="a folder of .whl files to install first (a GPU machine without gymnasium/mujoco)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU (captured = torch.compile of the same update)")
-    parser.add_argument("--quick", action="store_true", help="toy sizes: every code path in about a minute")
+    parser.add_argument("--quick", action="store_true", help="toy sizes: every code path in a few minutes")
     parser.add_argument("--device", choices=["cpu", "cuda"], help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, default=30, help="seeds per run (default 30)")
     parser.add_argument("--steps", type=int, default=300, help="timed environment steps per setup")
