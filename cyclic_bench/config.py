@@ -31,6 +31,7 @@ from cyclic_bench.registry import get_method, get_protocol, load_all, method_lab
 from cyclic_bench.stream import Stream
 
 DEVICES = ("auto", "cpu", "cuda")
+OPTIONAL_KEYS = {"resume", "capture"}  # a saved run records no resume, and runs saved before capture existed lack it
 
 
 @dataclass
@@ -95,10 +96,7 @@ class RunPlan:
 def plan_run(config: DictConfig) -> RunPlan:
     """Validate `config` and build its stream; raises ConfigError with a one-line message."""
     keys = run_keys()
-    missing, unknown = (
-        sorted(keys - {"resume", "capture"} - set(config)),
-        sorted(set(config) - keys),
-    )  # a saved run records no resume; older runs no capture
+    missing, unknown = sorted(keys - OPTIONAL_KEYS - set(config)), sorted(set(config) - keys)
     require(not missing, f"the run configuration has no {', '.join(missing)}; it needs {', '.join(sorted(keys))}")
     require(not unknown, f"{', '.join(unknown)} is not a setting; allowed: {', '.join(sorted(keys))}")
     require_settings(
@@ -151,7 +149,7 @@ def load_run_config(path) -> DictConfig:
         where = f" (line {mark.line + 1}: {getattr(error, 'problem', 'syntax error')})" if mark is not None else ""
         raise ConfigError(f"{path} is not valid YAML{where}; restore the run's configuration from a copy") from None
     require(isinstance(config, DictConfig), f"{path} is not a run configuration (a mapping of settings); restore it from a copy")
-    missing = sorted(run_keys() - {"resume"} - set(config))
+    missing = sorted(run_keys() - OPTIONAL_KEYS - set(config))
     require(not missing, f"{path} is not a whole run configuration: it has no {', '.join(missing)}; restore it from a copy")
     return config
 

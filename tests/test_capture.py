@@ -16,8 +16,11 @@ import pytest
 import torch
 from helpers import transitions
 from method_checks import make, play
+from omegaconf import OmegaConf
 
 from cyclic_bench.capture import UpdateGraphs, update_addresses
+from cyclic_bench.cli import compose_config
+from cyclic_bench.config import load_run_config, plan_run
 from cyclic_bench.method import MethodSpec
 from cyclic_bench.registry import get_method, pairs
 
@@ -159,3 +162,14 @@ def test_graph_bookkeeping_runs_each_update_once_and_captures_again_after_a_chan
     assert all(torch.equal(want[key], got[key]) for key in want)
     keys = 1 if learner == "sac" else 2  # TD3: critics alone, and critics with actor and targets
     assert graphed.graphs.captures == keys * (2 if name == "plasticity_injection" else 1)
+
+
+def test_a_run_saved_before_the_capture_setting_existed_still_loads_and_plans_with_capture_on(tmp_path):
+    config = compose_config(["protocol.size=smoke", "device=cpu"])
+    assert plan_run(config).spec.capture is True
+    saved = OmegaConf.to_container(config, resolve=True)
+    del saved["capture"]
+    OmegaConf.save(OmegaConf.create(saved), tmp_path / "config.yaml")
+    assert plan_run(load_run_config(tmp_path / "config.yaml")).spec.capture is True
+    off = compose_config(["protocol.size=smoke", "device=cpu", "capture=false"])
+    assert plan_run(off).spec.capture is False
