@@ -45,7 +45,8 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+SCRIPT = Path(__file__).resolve()
+REPO = SCRIPT.parent.parent
 GOALS = {"td3": 20_000, "ratio": 100, "ne": 10_000, "aggregate": 60_000, "memory_GB": 8.0}
 WHEEL_MODULES = ("gymnasium", "mujoco", "hydra", "omegaconf")  # imported by the training path; absent on a bare GPU machine
 
@@ -65,7 +66,7 @@ def install_and_rerun(wheels: Path, argv: list[str]) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
     print(f"installed {len(found)} wheels into {site}", flush=True)
     try:
-        return subprocess.run([sys.executable, __file__, *argv], env=env, cwd=REPO).returncode
+        return subprocess.run([sys.executable, str(SCRIPT), *argv], env=env, cwd=REPO).returncode
     finally:
         shutil.rmtree(site, ignore_errors=True)
 
@@ -227,7 +228,7 @@ def part_concurrent(args) -> dict:
             folder = Path(folder)
             threads = 1 if args.device.type == "cpu" else max(1, min(4, (os.cpu_count() or 1) // k))  # a CPU run: 1, as every benchmark
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-            child = [sys.executable, __file__, *child_args(args), "--child", str(folder)]
+            child = [sys.executable, str(SCRIPT), *child_args(args), "--child", str(folder)]
             procs = [subprocess.Popen([*child, str(i)], cwd=REPO, env=env) for i in range(k)]
             deadline = time.monotonic() + args.part_seconds
             while len(list(folder.glob("*.ready"))) < k and time.monotonic() < deadline and all(p.poll() is None for p in procs):
