@@ -173,3 +173,16 @@ def test_a_run_saved_before_the_capture_setting_existed_still_loads_and_plans_wi
     assert plan_run(load_run_config(tmp_path / "config.yaml")).spec.capture is True
     off = compose_config(["protocol.size=smoke", "device=cpu", "capture=false"])
     assert plan_run(off).spec.capture is False
+
+
+def test_a_learner_that_overrides_update_is_not_captured():
+    """A subclass with an update of its own (say, augmented batches) must not have TD3's `learn` replayed instead."""
+    agent = make("td3", "td3", seed_ids=(0,), **SMALL_NETS)
+    assert agent.learner.capturable
+
+    class OwnUpdate(type(agent.learner)):
+        def update(self, batch):
+            return super().update(batch)
+
+    agent.learner.__class__ = OwnUpdate
+    assert not agent.learner.capturable

@@ -166,7 +166,10 @@ class OffPolicyActorCritic(Learner):
         return self.replay.get(self.replay.chronological(logical))
 
     # ---- the update ---------------------------------------------------------------------------------------
-    capturable = True
+    @property
+    def capturable(self) -> bool:
+        """True while `update` is `plan_update` then `learn`: a subclass that overrides `update` runs it eagerly."""
+        return type(self).update is OffPolicyActorCritic.update
 
     def update(self, batch: Batch) -> tuple[str, ...]:
         stepping = self.plan_update()
