@@ -28,6 +28,7 @@ class MethodSpec:
     total_steps: int  # environment steps per seed over the whole stream
     device: torch.device
     generation_steps: int | None = None  # the stream's ES fitness window, where it has one (Stream.generation_steps)
+    capture: bool = True  # on CUDA, replay capturable learners' updates from CUDA graphs (cyclic_bench.capture)
 
     @property
     def n_seeds(self) -> int:
