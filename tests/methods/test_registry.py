@@ -217,22 +217,26 @@ def test_sweeps_over_methods_and_learners_become_the_pairs_config_nodes():
     assert resolve_method_overrides(["method=redo", "seeds=2"]) == ["method=redo", "seeds=2"]
 
 
-def test_entries_recorded_before_learners_existed_rebuild_as_td3():
-    """Committed entries record `method.*` without `base`: they plan as TD3 pairs, as when they were run (an entry
-    whose method has since retired a setting is refused in one line naming it, whatever its learner)."""
+def test_committed_entries_plan_as_the_learner_they_record_and_as_td3_without_one():
+    """Committed entries plan as the pair they record; with `base` removed (the format of entries recorded before
+    learners existed) a TD3 entry still plans as TD3 (an entry whose method has since retired a setting is refused
+    in one line naming it, whatever its learner)."""
     planned = 0
     for path in sorted(ENTRIES.glob("*.json")):
         entry = json.loads(path.read_text())
-        assert "base" not in entry["config"]["method"]
-        config = OmegaConf.create(run_defaults() | entry["config"] | {"seeds": 1, "device": "cpu"})
-        try:
-            plan = plan_run(config)
-        except ConfigError as refused:
-            assert f"method {entry['method']} has no setting" in str(refused), path.name
-            continue
-        assert plan.method_cls.Learner.__name__ == "TD3" and plan.method_config.name == entry["method"], path.name
-        planned += 1
-    assert planned >= 10
+        method = entry["config"]["method"]
+        learner = method.get("base", "td3")
+        older = {key: value for key, value in method.items() if key != "base"}
+        for recorded in [method] + ([older] if learner == "td3" else []):
+            config = OmegaConf.create(run_defaults() | entry["config"] | {"method": recorded, "seeds": 1, "device": "cpu"})
+            try:
+                plan = plan_run(config)
+            except ConfigError as refused:
+                assert "has no setting" in str(refused), path.name
+                continue
+            assert plan.method_cls.Learner.__name__.lower() == learner and plan.method_config.name == entry["method"], path.name
+            planned += 1
+    assert planned >= 20
 
 
 def test_an_intervention_never_imports_a_learner():
