@@ -39,6 +39,10 @@ class Agent(Method):
         self.learner = self.Learner(config, spec, options, self.active)
         self.intervention = self.Intervention(config, self.learner)
 
+    @classmethod
+    def check_resources(cls, config, spec: MethodSpec) -> None:
+        cls.Learner.check_resources(config, spec)
+
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         with self.intervention.computing():
             return self.learner.act(obs, explore)
