@@ -167,12 +167,13 @@ def make_task(name: str, action_repeat: int | None, episode_length: int, pixels:
     if action_repeat is None:
         action_repeat = 1 if pixels is None else pixel_action_repeat(domain)
     check_timing(action_repeat, episode_length)
+    options = dict(action_repeat=action_repeat, episode_length=episode_length)
     if pixels is None:
-        make_pool, obs_dim, obs_shape = partial(DMCPool, domain, task, action_repeat=action_repeat, episode_length=episode_length), spec.obs_dim, None
+        make_pool, obs_dim, obs_shape = partial(DMCPool, domain, task, **options), spec.obs_dim, None
     else:
         image_size, frame_stack = pixels
         obs_shape = pixel_shape(image_size, frame_stack)
-        options = dict(action_repeat=action_repeat, episode_length=episode_length, image_size=image_size, frame_stack=frame_stack)
+        options |= dict(image_size=image_size, frame_stack=frame_stack)
         make_pool, obs_dim = partial(PixelDMCPool, domain, task, **options), math.prod(obs_shape)
     if name in RANDOM_RETURNS:
         random_return, random_source = random_return_at(RANDOM_RETURNS[name], episode_length)

@@ -184,9 +184,16 @@ class DrQ(Learner):
         self.critic_projection = Projection(S, self.encoder.output_dim, config.feature_dim, self.init_rng)
         self.actor_projection = Projection(S, self.encoder.output_dim, config.feature_dim, self.init_rng)
         a, c = options["actor"], options["critic"]
-        actor = BatchedMLP(S, [config.feature_dim, *a.hidden, 2 * A], self.init_rng, activation=ACTIVATIONS[a.activation], layer_norm=a.layer_norm)
+        actor = BatchedMLP(
+            S, [config.feature_dim, *a.hidden, 2 * A], self.init_rng, activation=ACTIVATIONS[a.activation], layer_norm=a.layer_norm
+        )
         critic = BatchedMLP(
-            S, [config.feature_dim + A, *c.hidden, 1], self.init_rng, members=(2,), activation=ACTIVATIONS[c.activation], layer_norm=c.layer_norm
+            S,
+            [config.feature_dim + A, *c.hidden, 1],
+            self.init_rng,
+            members=(2,),
+            activation=ACTIVATIONS[c.activation],
+            layer_norm=c.layer_norm,
         )
         self.encoder_target, self.critic_projection_target = copy.deepcopy(self.encoder), copy.deepcopy(self.critic_projection)
         self.networks = {
@@ -351,7 +358,7 @@ class DrQ(Learner):
 
     # ---- the update ---------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> tuple[str, ...]:
-        actor, critic = self.networks["actor"], self.networks["critic"]
+        critic = self.networks["critic"]
         views = self.views(batch, self.shift_rng)
         critic_loss, q = self.critic_loss(batch, self.noise_rng, views)
         critic.optimizer.zero_grad()
@@ -383,7 +390,11 @@ class DrQ(Learner):
         self.temperature_optimizer.zero_grad()
         temperature_loss.sum().backward()
         self.temperature_optimizer.step(self.active)
-        self.last |= {"actor_loss": actor_loss.detach(), "temperature_loss": temperature_loss.detach(), "entropy": -log_prob.detach().mean(dim=-1)}
+        self.last |= {
+            "actor_loss": actor_loss.detach(),
+            "temperature_loss": temperature_loss.detach(),
+            "entropy": -log_prob.detach().mean(dim=-1),
+        }
 
     @torch.no_grad()
     def soft_update(self) -> None:

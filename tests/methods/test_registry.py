@@ -41,7 +41,13 @@ SMOKE_PROTOCOL = {"continuous": "cyclic_mujoco", "discrete": "bandit"}  # the st
 PLAYER = {"continuous": "td3", "discrete": "epsilon_greedy"}  # the method each protocol is tested with
 INTERVENTIONS_DIR = Path(__file__).resolve().parents[2] / "methods" / "interventions"
 ENTRIES = Path(__file__).resolve().parents[2] / "leaderboards" / "cyclic_mujoco" / "smoke" / "entries"
+VECTOR_PAIRS = [
+    (name, learner) for name, learner in pairs() if get_method(name, learner)[0].observations == "vector"
+]  # pixels: test_drq.py
 OTHER_LEARNERS = [(name, learner) for name, learner in pairs() if learner != default_learner(name)]
+PIXELS = ["protocol=cyclic_dmc", "protocol.observation=pixels", "protocol.image_size=16", "protocol.episode_length=8"]
+PIXELS += ["protocol.tasks=[walker-walk,walker-run]", "protocol.steps_per_task=20", "protocol.eval_every=20", "protocol.warmup_steps=10"]
+PIXEL_SMALL = ["method.batch_size=8", "method.conv_channels=4", "method.feature_dim=8"]  # with small(): a tiny DrQ
 SWITCH = 25  # the task switch of the invariant checks' 40 transitions
 ACTING = {  # settings that make a mechanism act within those 40 transitions (updates start at the 16th), and the proof it did
     "redo": (dict(redo_every=5, redo_tau=0.5), lambda agent: agent.intervention.recycled["critic"][0] > 0),
@@ -69,11 +75,13 @@ def kind_of(method: str) -> str:
 
 
 def small(method: str, learner: str | None = None) -> list[str]:
-    """32-unit networks of the method's own depths (ne_public's critic has three hidden layers)."""
+    """32-unit networks of the method's own depths (ne_public's critic has three hidden layers); a pixel learner also
+    gets a tiny encoder and batch, and a short stream of 16 x 16 images (one task switch)."""
     config = get_method(method, learner)[1]()
     if not hasattr(config, "critic_hidden"):
         return []
-    return [f"method.{net}_hidden=[{','.join(['32'] * len(getattr(config, f'{net}_hidden')))}]" for net in ("actor", "critic")]
+    sizes = [f"method.{net}_hidden=[{','.join(['32'] * len(getattr(config, f'{net}_hidden')))}]" for net in ("actor", "critic")]
+    return sizes + (PIXELS + PIXEL_SMALL if get_method(method, learner)[0].observations == "pixels" else [])
 
 
 def check_summary(summary: dict, run_dir) -> None:
@@ -85,8 +93,16 @@ def check_summary(summary: dict, run_dir) -> None:
 
 @pytest.mark.parametrize("name", method_names())
 def test_every_method_runs_a_smoke_stream(tmp_path, name):
-    protocol = SMOKE_PROTOCOL[kind_of(name)]
-    overrides = [f"method={name}", f"protocol={protocol}", "protocol.size=smoke", "seeds=2", "progress=false", *small(name)]
+    pixels = get_method(name)[0].observations == "pixels"
+    protocol = "cyclic_dmc" if pixels else SMOKE_PROTOCOL[kind_of(name)]
+    overrides = [
+        f"method={name}",
+        *([] if pixels else [f"protocol={protocol}"]),
+        "protocol.size=smoke",
+        "seeds=2",
+        "progress=false",
+        *small(name),
+    ]
     summary = train(compose_config(overrides), tmp_path)
     assert summary["method"] == name and summary["protocol"] == protocol
     check_summary(summary, tmp_path)
@@ -96,7 +112,8 @@ def test_every_method_runs_a_smoke_stream(tmp_path, name):
 def test_every_intervention_runs_a_smoke_cycle_on_every_other_learner(tmp_path, name, learner):
     """`method=<name> method.base=<learner>` on a short smoke stream: one cycle, both tasks (a visible task switch)."""
     short = ["protocol.cycles=1", "protocol.steps_per_task=100", "protocol.eval_every=50", "protocol.warmup_steps=50"]
-    overrides = [f"method={name}", f"method.base={learner}", "protocol.size=smoke", *short, "seeds=2", "progress=false"]
+    pixels = get_method(name, learner)[0].observations == "pixels"
+    overrides = [f"method={name}", f"method.base={learner}", "protocol.size=smoke", *([] if pixels else short), "seeds=2", "progress=false"]
     config = compose_config([*overrides, *small(name, learner)])
     assert config.method.base == learner and config.method.name == name
     summary = train(config, tmp_path)
@@ -104,7 +121,7 @@ def test_every_intervention_runs_a_smoke_cycle_on_every_other_learner(tmp_path, 
     check_summary(summary, tmp_path)
 
 
-@pytest.mark.parametrize(("name", "learner"), pairs())
+@pytest.mark.parametrize(("name", "learner"), VECTOR_PAIRS)
 def test_every_pair_keeps_a_seed_the_same_alone_and_in_a_batch_and_resumes_exactly(name, learner, cpu_threads):
     """With settings that make its mechanism act (ACTING): seed 5 alone = row 1 of seeds (4, 5, 6); a checkpoint
     taken mid-way and loaded into a fresh agent continues bit for bit."""

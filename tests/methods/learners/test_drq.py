@@ -1,0 +1,148 @@
+"""DrQ: seed k alone equals seed k in a batch and a checkpoint loses nothing, alone and under every intervention it
+runs with (each made to act); the update follows the paper's schedule; the memory check refuses what cannot fit
+before allocating and sizes the default for 30 seeds; a killed pixel run resumes to an uninterrupted run's rows."""
+
+import io
+import math
+
+import pytest
+import torch
+
+from cyclic_bench.method import MethodSpec, Transition
+from cyclic_bench.registry import get_method
+
+IMAGE = (9, 16, 16)  # 3 stacked frames of 16 x 16 RGB
+TINY = dict(actor_hidden=[32, 32], critic_hidden=[32, 32], batch_size=8, conv_channels=4, feature_dim=8)
+EPISODE = 9  # agent steps per episode of the synthetic pixel transitions
+ACTING = {  # settings that make each intervention act within 40 transitions (updates start at the 8th), and the proof
+    "drq": ({}, lambda agent: agent.learner.updates > 0),
+    "ne": (
+        dict(topology_every=10, review_window=1, review_threshold=10.0),
+        lambda agent: agent.intervention.topologies["critic"].grown[0] > 0,
+    ),
+    "reset": (dict(reset_every=20), lambda agent: agent.intervention.resets == 2),
+    "reset_switch": ({}, lambda agent: agent.intervention.resets == 1),
+    "redo": (dict(redo_every=5, redo_tau=0.5), lambda agent: agent.intervention.recycled["critic"][0] > 0),
+    "plasticity_injection": ({}, lambda agent: agent.intervention.injections == 1),
+    "layer_norm": ({}, lambda agent: len(agent.learner.networks["critic"].module.norms) == 2),
+}
+SWITCH = 25
+
+
+def spec(seed_ids, total_steps: int = 500) -> MethodSpec:
+    return MethodSpec(math.prod(IMAGE), 2, "continuous", tuple(seed_ids), 2, total_steps, torch.device("cpu"), obs_shape=IMAGE)
+
+
+def make(name: str, seed_ids, **overrides):
+    method_cls, config_cls = get_method(name, "drq")
+    settings, _ = ACTING[name]
+    return method_cls(config_cls(**{**TINY, **settings, **overrides}), spec(seed_ids))
+
+
+def transitions(n_seeds: int, count: int, seed: int = 0):
+    """Pixel transitions [S, 1, ...] whose observations stack random frames as an environment does, with an episode
+    start every EPISODE steps; yields (transition, episode ended)."""
+    g = torch.Generator().manual_seed(seed)
+    stack = None
+    for k in range(count):
+        frame = torch.randint(0, 256, (n_seeds, 1, 3, *IMAGE[1:]), generator=g).float()
+        if stack is None:
+            stack = frame.expand(-1, 3, -1, -1, -1)
+        nxt = torch.cat([stack[:, 1:], torch.randint(0, 256, (n_seeds, 1, 3, *IMAGE[1:]), generator=g).float()], dim=1)
+        ended = (k + 1) % EPISODE == 0
+        yield (
+            Transition(
+                obs=stack.reshape(n_seeds, 1, -1),
+                action=torch.rand(n_seeds, 1, 2, generator=g) * 2 - 1,
+                reward=torch.randn(n_seeds, 1, generator=g),
+                next_obs=nxt.reshape(n_seeds, 1, -1),
+                terminated=torch.zeros(n_seeds, 1, dtype=torch.bool),
+                truncated=torch.full((n_seeds, 1), ended),
+                learn=True,
+            ),
+            ended,
+        )
+        stack = None if ended else nxt
+
+
+def play(agents_and_rows, data, first: int = 0) -> None:
+    """Feed `data` (numbered from `first`) to each agent, its own row only where a row is given; task switch at SWITCH."""
+    for k, (t, ended) in enumerate(data, start=first):
+        for agent, row in agents_and_rows:
+            if k == SWITCH:
+                agent.on_task_start(1)
+            mine = (
+                t
+                if row is None
+                else Transition(**{key: (v[row : row + 1] if isinstance(v, torch.Tensor) else v) for key, v in vars(t).items()})
+            )
+            agent.observe(mine)
+            if ended:
+                agent.on_episode_start(torch.ones(agent.spec.n_seeds, 1, dtype=torch.bool), explore=True)
+
+
+def same_modules(a, b, row: int | None, exact: bool) -> None:
+    assert a.modules().keys() == b.modules().keys()
+    for name, module in a.modules().items():
+        for key, value in module.state_dict().items():
+            other = b.modules()[name].state_dict()[key]
+            other = other if row is None else other[row : row + 1]
+            if exact:
+                assert torch.equal(value, other), f"{name}.{key}"
+            else:
+                torch.testing.assert_close(value, other, rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
+
+
+@pytest.mark.parametrize("name", list(ACTING))
+def test_a_seed_trains_the_same_alone_and_in_a_batch_and_a_checkpoint_loses_nothing(name, cpu_threads):
+    batch, alone = make(name, (4, 5, 6)), make(name, (5,))
+    same_modules(alone, batch, row=1, exact=True)  # the same start
+    play([(batch, None), (alone, 1)], list(transitions(3, 40)))
+    assert ACTING[name][1](alone), f"{name} did not act in the test"
+    same_modules(alone, batch, row=1, exact=False)
+    mine, theirs = alone.diagnostics(), batch.diagnostics()
+    assert {"encoder_dormant_ratio_tau0", "encoder_gradient_norm", "encoder_srank", "critic_dormant_ratio_tau0"} <= set(mine)
+    for key, value in mine.items():
+        torch.testing.assert_close(value[0], theirs[key][1], rtol=1e-3, atol=1e-4, equal_nan=True, msg=key)
+
+    data = list(transitions(2, 40, seed=1))
+    first = make(name, (0, 1))
+    play([(first, None)], data[:30])
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    second = make(name, (0, 1))
+    second.load_state_dict(torch.load(buffer, weights_only=False))
+    play([(first, None), (second, None)], data[30:], first=30)
+    same_modules(first, second, row=None, exact=True)
+    mine, theirs = first.diagnostics(), second.diagnostics()
+    for key, value in mine.items():
+        torch.testing.assert_close(value, theirs[key], rtol=0, atol=0, equal_nan=True, msg=key)
+
+
+def test_the_update_follows_drqs_schedule_and_trains_the_encoder_with_the_critic_only():
+    agent = make("drq", (0,))
+    learner = agent.learner
+    before = {name: [p.detach().clone() for p in m.parameters()] for name, m in learner.modules().items()}
+    play([(agent, None)], list(transitions(1, 9)))  # updates at steps 8 and 9: critic twice, actor and targets once
+    assert learner.updates == 2
+    moved = {
+        name: any(not torch.equal(p, q) for p, q in zip(m.parameters(), before[name], strict=True)) for name, m in learner.modules().items()
+    }
+    assert moved == {name: True for name in moved}  # every module: online ones by Adam, targets by one soft update
+    assert learner.encoder_optimizer.steps[0] == 2 and learner.actor_projection_optimizer.steps[0] == 1
+    assert learner.networks["actor"].optimizer.steps[0] == 1 and learner.temperature_optimizer.steps[0] == 1
+    batch = learner.sample()
+    assert batch["obs"].dtype == torch.uint8 and batch["obs"].shape == (1, 8, *IMAGE)
+
+
+def test_the_memory_check_refuses_what_cannot_fit_and_the_default_fits_thirty_seeds(monkeypatch):
+    from cyclic_bench.methods.learners import drq
+
+    method_cls, config_cls = get_method("drq")
+    full = (9, 84, 84)
+    gpu = MethodSpec(math.prod(full), 6, "continuous", tuple(range(30)), 3, 600_000, torch.device("cuda"), obs_shape=full)
+    monkeypatch.setattr(drq, "device_memory", lambda device: 139 * 2**30)  # the GPU machine: an H200's 139 GiB
+    method_cls.check_resources(config_cls(), gpu)  # the default replay and batch fit 30 seeds
+    with pytest.raises(Exception, match=r"method.buffer_size=200000 with 30 seeds needs about .* GB of cuda memory .* shard the seeds"):
+        method_cls.check_resources(config_cls(buffer_size=200_000), gpu)
