@@ -149,12 +149,32 @@ class Projection(nn.Module):
 
 
 def update_bytes(config: DrQConfig, obs_shape: tuple[int, int, int]) -> int:
-    """Bytes one seed's update holds at its peak, estimated: the four augmented float copies of the batch, and what the
-    critic's backward pass keeps of the encoder for both augmented observations (each convolution's input and output)."""
-    channels, height, _ = obs_shape
+    """Bytes one seed's update holds at its peak, estimated: the four shifted float copies of the batch, and what the
+    critic's backward pass keeps of the encoder for one shifted copy (the two copies take their backward passes in
+    turn): its scaled input and three floats per feature-map entry, above the 2.6 measured (BENCHMARKS.md)."""
+    _, height, _ = obs_shape
     maps = [conv_output_size(height, i + 1) ** 2 * config.conv_channels for i in range(config.conv_layers)]
-    per_sample = 4 * 4 * math.prod(obs_shape) + 2 * 4 * (2 * sum(maps) + channels * height * height)
+    per_sample = 4 * 4 * math.prod(obs_shape) + 4 * (3 * sum(maps) + math.prod(obs_shape))
     return config.batch_size * per_sample
+
+
+def parameter_bytes(config: DrQConfig, obs_shape: tuple[int, int, int], action_dim: int) -> int:
+    """Bytes of one seed's parameters: online ones with their gradients and two Adam moments, and the targets."""
+    channels, height, _ = obs_shape
+    conv = (
+        channels * config.conv_channels * 9
+        + config.conv_channels
+        + (config.conv_layers - 1) * (config.conv_channels**2 * 9 + config.conv_channels)
+    )
+    projection = config.conv_channels * conv_output_size(height, config.conv_layers) ** 2 * config.feature_dim + 3 * config.feature_dim
+
+    def mlp(sizes: list[int]) -> int:
+        return sum(i * o + o for i, o in zip(sizes, sizes[1:], strict=False))
+
+    actor = mlp([config.feature_dim, *config.actor_hidden, 2 * action_dim])
+    critic = 2 * mlp([config.feature_dim + action_dim, *config.critic_hidden, 1])
+    online, targets = conv + 2 * projection + actor + critic, conv + projection + critic
+    return 4 * (4 * online + targets)
 
 
 def device_memory(device: torch.device) -> int:
@@ -213,7 +233,7 @@ class DrQ(Learner):
                 copy.deepcopy(critic),
                 clone_parameters(critic),
                 inputs=lambda batch: twin_inputs(self.critic_features(batch["obs"]), batch["action"]),
-                loss=lambda batch, rng: self.critic_loss(batch, rng, self.views(batch, rng))[0],
+                loss=lambda batch, rng: self.critic_loss(batch, rng, self.views(batch, rng)),
             ),
         }
         self.encoder_optimizer = SeedAdam([*self.encoder.parameters(), *self.critic_projection.parameters()], S, config.lr)
@@ -239,12 +259,12 @@ class DrQ(Learner):
         """Refuse a run whose replay and update cannot fit in MEMORY_USE of the device's memory, before allocating."""
         S, capacity = spec.n_seeds, min(config.buffer_size, spec.total_steps)
         replay = planned_bytes(S, capacity, (3, *spec.obs_shape[1:]), spec.obs_shape[0] // 3, spec.action_dim)
-        update = S * update_bytes(config, spec.obs_shape)
+        update = S * (update_bytes(config, spec.obs_shape) + parameter_bytes(config, spec.obs_shape, spec.action_dim))
         have = device_memory(spec.device)
         require(
             replay + update <= MEMORY_USE * have,
             f"method.buffer_size={config.buffer_size} with {S} seeds needs about {(replay + update) / GB:.1f} GB of {spec.device.type} "
-            f"memory (replay {replay / GB:.1f} GB, updates {update / GB:.1f} GB) and {MEMORY_USE:.0%} of the device's "
+            f"memory (replay {replay / GB:.1f} GB, networks and updates {update / GB:.1f} GB) and {MEMORY_USE:.0%} of the device's "
             f"{have / GB:.1f} GB is {MEMORY_USE * have / GB:.1f} GB: lower method.buffer_size or method.batch_size, or shard the seeds "
             "over runs (e.g. seeds=10 first_seed=0,10,20)",
         )
@@ -329,21 +349,27 @@ class DrQ(Learner):
         pad = self.config.image_pad
         return {key: [random_shift(batch[key], pad, rng) for _ in range(2)] for key in ("obs", "next_obs")}
 
-    def critic_loss(self, batch: Batch, rng: SeedRNG, views: dict[str, list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both critics' mean squared errors, summed over them and the two shifted observations, [S]; and the first
-        copy's values [S, 2, B]. The target averages the soft targets of the two shifted next observations."""
+    def critic_target(self, batch: Batch, rng: SeedRNG, next_views: list[torch.Tensor]) -> torch.Tensor:
+        """[S, B]: the soft TD target, averaged over the shifted next observations."""
         critic, alpha = self.networks["critic"], self.alpha()
+        targets = []
         with torch.no_grad():
-            targets = []
-            for next_obs in views["next_obs"]:
+            for next_obs in next_views:
                 next_action, next_log_prob = self.sample_actions(self.actor_features(next_obs), rng)
                 next_q = q_values(critic.target, self.critic_features(next_obs, target=True), next_action).min(dim=1).values
                 soft_q = next_q - seed_view(alpha, next_q) * next_log_prob
                 targets.append(batch["reward"] + (1.0 - batch["done"]) * self.config.gamma * soft_q)
-            target = (targets[0] + targets[1]) / 2
-        values = [q_values(critic.module, self.critic_features(obs), batch["action"]) for obs in views["obs"]]
-        loss = sum((q - target.unsqueeze(1)).square().mean(dim=-1).sum(dim=1) for q in values)
-        return loss, values[0]
+        return sum(targets) / len(targets)
+
+    def view_loss(self, batch: Batch, images: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both critics' mean squared errors on one shifted copy of the observations, summed, [S]; their values [S, 2, B]."""
+        q = q_values(self.networks["critic"].module, self.critic_features(images), batch["action"])
+        return (q - target.unsqueeze(1)).square().mean(dim=-1).sum(dim=1), q
+
+    def critic_loss(self, batch: Batch, rng: SeedRNG, views: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+        """[S]: the critic's loss, summed over the shifted copies of the observations."""
+        target = self.critic_target(batch, rng, views["next_obs"])
+        return sum(self.view_loss(batch, images, target)[0] for images in views["obs"])
 
     def actor_loss(self, images: torch.Tensor, rng: SeedRNG) -> tuple[torch.Tensor, torch.Tensor]:
         """[S]: E[alpha log pi(a|s) - min_j Q_j(s, a)] on shifted observations, and the samples' log-probabilities [S, B]."""
@@ -360,13 +386,18 @@ class DrQ(Learner):
     def update(self, batch: Batch) -> tuple[str, ...]:
         critic = self.networks["critic"]
         views = self.views(batch, self.shift_rng)
-        critic_loss, q = self.critic_loss(batch, self.noise_rng, views)
+        target = self.critic_target(batch, self.noise_rng, views["next_obs"])
         critic.optimizer.zero_grad()
         self.encoder_optimizer.zero_grad()
-        with_terms(critic_loss, critic).sum().backward()  # seeds are independent, so the sum's gradient is each seed's own
+        losses, values = [], []
+        for k, images in enumerate(views["obs"]):  # a backward pass per shifted copy: half the activations at once, the same gradient
+            loss, q = self.view_loss(batch, images, target)
+            (with_terms(loss, critic) if k == 0 else loss).sum().backward()  # seeds are independent: the sum's gradient is each seed's own
+            losses.append(loss.detach())
+            values.append(q.detach())
         critic.optimizer.step(self.active)
         self.encoder_optimizer.step(self.active)
-        self.last["critic_loss"], self.last["q_mean"] = critic_loss.detach(), q.detach().mean(dim=(1, 2))
+        self.last["critic_loss"], self.last["q_mean"] = sum(losses), values[0].mean(dim=(1, 2))
         self.updates += 1
         stepped: tuple[str, ...] = ("critic",)
         if self.updates % self.config.actor_every == 0:
