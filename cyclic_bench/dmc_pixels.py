@@ -53,6 +53,7 @@ class PixelDMCPool(DMCPool):
     ):
         self.image_size, self.camera = image_size, CAMERA.get(domain, 0)
         self.frames = np.zeros((len(seeds), frame_stack, 3, image_size, image_size), dtype=np.uint8)  # each env's stack
+        self.cameras = [None] * len(seeds)  # each env's camera, made at its first frame (a camera costs as much as a frame)
         super().__init__(domain, task, seeds, action_repeat, episode_length)
 
     @property
@@ -60,8 +61,12 @@ class PixelDMCPool(DMCPool):
         return int(np.prod(self.frames.shape[1:]))
 
     def render(self, i: int) -> np.ndarray:
-        """Environment i's camera image now, [3, H, W] uint8."""
-        return self.envs[i].physics.render(self.image_size, self.image_size, camera_id=self.camera).transpose(2, 0, 1)
+        """Environment i's camera image now, [3, H, W] uint8 (what physics.render gives, with its camera kept)."""
+        if self.cameras[i] is None:
+            from dm_control.mujoco.engine import Camera
+
+            self.cameras[i] = Camera(self.envs[i].physics, self.image_size, self.image_size, self.camera)
+        return self.cameras[i].render().transpose(2, 0, 1)
 
     def observe(self, i: int, observation: dict, start: bool) -> np.ndarray:
         frame = self.render(i)

@@ -88,7 +88,14 @@ def toy_stream(**overrides) -> Stream:
 
 def spec_for(stream: Stream, seed_ids: Sequence[int] = (0, 1, 2)) -> MethodSpec:
     return MethodSpec(
-        stream.obs_dim, stream.action_dim, stream.action_kind, tuple(seed_ids), len(stream.tasks), stream.total_steps, torch.device("cpu")
+        stream.obs_dim,
+        stream.action_dim,
+        stream.action_kind,
+        tuple(seed_ids),
+        len(stream.tasks),
+        stream.total_steps,
+        torch.device("cpu"),
+        obs_shape=stream.obs_shape,
     )
 
 

@@ -2,14 +2,19 @@
 runs with (each made to act); the update follows the paper's schedule; the memory check refuses what cannot fit
 before allocating and sizes the default for 30 seeds; a killed pixel run resumes to an uninterrupted run's rows."""
 
+import csv
 import io
 import math
 
 import pytest
 import torch
+from cyclic_bench.protocols.cyclic_dmc import CyclicDMCConfig, build
+from helpers import spec_for
 
 from cyclic_bench.method import MethodSpec, Transition
 from cyclic_bench.registry import get_method
+from cyclic_bench.results import RunDir
+from cyclic_bench.trainer import Engine, EngineOptions
 
 IMAGE = (9, 16, 16)  # 3 stacked frames of 16 x 16 RGB
 TINY = dict(actor_hidden=[32, 32], critic_hidden=[32, 32], batch_size=8, conv_channels=4, feature_dim=8)
@@ -146,3 +151,32 @@ def test_the_memory_check_refuses_what_cannot_fit_and_the_default_fits_thirty_se
     method_cls.check_resources(config_cls(), gpu)  # the default replay and batch fit 30 seeds
     with pytest.raises(Exception, match=r"method.buffer_size=200000 with 30 seeds needs about .* GB of cuda memory .* shard the seeds"):
         method_cls.check_resources(config_cls(buffer_size=200_000), gpu)
+
+
+def test_a_pixel_run_killed_mid_visit_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Through the engine on rendered 16 x 16 walker frames: killed after the checkpoint at step 30, mid-episode and
+    between evaluations, and resumed, it writes exactly the uninterrupted run's rows (environments, frame stacks, replay)."""
+    pixels = dict(size="smoke", observation="pixels", image_size=16, tasks=["walker-walk"], episode_length=8)
+    stream = build(CyclicDMCConfig(**pixels, cycles=1, steps_per_task=40, eval_every=20, warmup_steps=10))
+    method_cls, config_cls = get_method("drq")
+
+    def run(path):
+        agent = method_cls(config_cls(**TINY), spec_for(stream, (0, 1)))
+        Engine(stream, agent, RunDir(path), EngineOptions(checkpoint_every=10, progress=False)).run()
+
+    run(tmp_path / "whole")
+    original = Engine.train_step
+
+    def dies_at_step_34(self, task_index):
+        if self.step == 34:
+            raise KeyboardInterrupt
+        original(self, task_index)
+
+    monkeypatch.setattr(Engine, "train_step", dies_at_step_34)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed")
+    monkeypatch.setattr(Engine, "train_step", original)
+    run(tmp_path / "killed")
+    for table in ("evaluations.csv", "diagnostics.csv"):
+        with open(tmp_path / "whole" / table) as whole, open(tmp_path / "killed" / table) as resumed:
+            assert list(csv.DictReader(resumed)) == list(csv.DictReader(whole)), table
