@@ -20,7 +20,7 @@ Read top to bottom: config, networks, features and the policy, acting, storing, 
   0.99; replay 100k; actor (and temperature) every 2nd update; target networks every 2nd update, critic heads with
   tau 0.01, encoder and projection with tau 0.05; initial temperature 0.1, target entropy -|A|. The random-action start
   (1000 steps in the public code) is the protocol's `warmup_steps`, as for every off-policy learner of the suite.
-- Replay: frames stored once, uint8, stacks rebuilt on sampling (cyclic_bench/frame_replay.py); about 21.2 kB per seed
+- Replay: frames stored once, uint8, stacks rebuilt on sampling (cyclic_bench/frame_replay.py); about 21.7 kB per seed
   per transition at 84 x 84 (see BENCHMARKS.md); `check_resources` refuses a run that cannot fit before allocating.
 
 Where this differs from the public code, and why:
