@@ -11,6 +11,9 @@ import torch
 from cyclic_bench.protocols.cyclic_dmc import CyclicDMCConfig, build
 from helpers import spec_for
 
+from cyclic_bench.cli import compose_config
+from cyclic_bench.config import plan_run
+from cyclic_bench.errors import ConfigError
 from cyclic_bench.method import MethodSpec, Transition
 from cyclic_bench.registry import get_method
 from cyclic_bench.results import RunDir
@@ -149,8 +152,12 @@ def test_the_memory_check_refuses_what_cannot_fit_and_the_default_fits_thirty_se
     gpu = MethodSpec(math.prod(full), 6, "continuous", tuple(range(30)), 3, 600_000, torch.device("cuda"), obs_shape=full)
     monkeypatch.setattr(drq, "device_memory", lambda device: 139 * 2**30)  # the GPU machine: an H200's 139 GiB
     method_cls.check_resources(config_cls(), gpu)  # the default replay and batch fit 30 seeds
-    with pytest.raises(Exception, match=r"method.buffer_size=200000 with 30 seeds needs about .* GB of cuda memory .* shard the seeds"):
+    with pytest.raises(ConfigError, match=r"method.buffer_size=200000 with 30 seeds needs about .* GB of cuda memory .* shard the seeds"):
         method_cls.check_resources(config_cls(buffer_size=200_000), gpu)
+    monkeypatch.undo()
+    too_many = ["method=drq", "protocol=cyclic_dmc", "protocol.observation=pixels", "protocol.size=lite", "seeds=3000", "device=cpu"]
+    with pytest.raises(ConfigError, match="with 3000 seeds needs about"):  # through the command's planning: before any folder
+        plan_run(compose_config(too_many))
 
 
 def test_a_pixel_run_killed_mid_visit_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path, monkeypatch):
