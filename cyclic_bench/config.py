@@ -136,6 +136,7 @@ def plan_run(config: DictConfig) -> RunPlan:
         n_tasks=len(stream.tasks),
         total_steps=stream.total_steps,
         device=device,
+        generation_steps=stream.generation_steps,
         obs_shape=stream.obs_shape,
     )
     method_cls.check_resources(method_config, spec)

@@ -51,9 +51,11 @@ def keyed_uniform(keys: torch.Tensor, counters: torch.Tensor, n: int, low: float
 
 
 def keyed_normal(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
-    """Standard normal (Box-Muller), [R, n]."""
-    u1, u2 = keyed_uniform(keys, counters, 2 * n).view(-1, 2, n).unbind(1)
-    return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * math.pi * u2)
+    """Standard normal, [R, n]: Box-Muller, both of its outputs (a generation's noise is the ES's largest draw)."""
+    half = (n + 1) // 2
+    u1, u2 = keyed_uniform(keys, counters, 2 * half).view(-1, 2, half).unbind(1)
+    radius, angle = torch.sqrt(-2.0 * torch.log1p(-u1)), 2.0 * math.pi * u2
+    return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :n]
 
 
 def centered_ranks(fitness: torch.Tensor) -> torch.Tensor:

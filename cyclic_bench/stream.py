@@ -56,6 +56,7 @@ class Stream:
     boundaries_visible: bool = True  # methods get on_task_start() at switches
     held_out: tuple[Task, ...] = ()  # evaluated at every evaluation but never trained (zero-shot generalisation)
     events: tuple[Event, ...] = ()  # perturbations at given steps (cyclic_bench.events)
+    generation_steps: int | None = None  # steps per member that score it once on every training task (ES), if the protocol has them
 
     def __post_init__(self):
         require(len(self.tasks) > 0, f"stream {self.name!r} has no tasks; give at least one")
@@ -65,6 +66,10 @@ class Stream:
         require(
             self.eval_episodes > 0 or all(t.online_score for t in self.tasks),
             f"eval_episodes={self.eval_episodes} is not allowed: it must be > 0 unless every task scores its training window",
+        )
+        require(
+            self.generation_steps is None or self.generation_steps > 0,
+            f"generation_steps={self.generation_steps} is not allowed: it must be > 0 (or None: no ES window)",
         )
         for event in self.events:
             require(0 < event.step < self.total_steps, f"event step={event.step} is outside the stream's 1..{self.total_steps - 1}")

@@ -1,5 +1,5 @@
 """Hebbian meta-learning with evolution strategies (Najarro & Risi, NeurIPS 2020, "Meta-Learning through Hebbian
-Plasticity in Random Networks", arXiv 2007.02686).
+Plasticity in Random Networks", arXiv 2007.02686; public code github enajx/HebbianMetaLearning at ec65143).
 
 The policy network obs -> 128 -> 64 -> act (tanh after every layer, the last one giving actions in [-1, 1]; no
 biases) starts every episode from random weights U(-0.1, 0.1) and changes them after every step by a per-synapse
@@ -10,34 +10,62 @@ The paper's rule, ABCD with a learning rate, for the synapse from unit i (presyn
     dw_ji = eta_ji * (A_ji * o_i * o_j + B_ji * o_i + C_ji * o_j + D_ji)        (5 coefficients per synapse)
 
 Its other variants are options (`rule`): A, AD, AD_lr, ABC, ABC_lr, ABCD, ABCD_lr: the named terms summed, times
-eta where the name ends in `_lr`. Dividing each layer by its max |w| after every update (`normalise_weights`) is
-the paper's setting for its pixel task; its quadruped ran without it, as here by default.
+eta where the name ends in `_lr` (`ABCD_lr` is the public code's `hebbian_update_ABCD_lr_D_in`, D inside eta).
+ES defaults are the authors' command line: population 200, lr 0.2 decayed by 0.995 per generation while above
+0.001, sigma 0.1 decayed by 0.999 while above 0.01, fitness penalty 0.01 * mean(coefficients ** 2).
 
 Seed-batched: S seeds x P members. Live weights are [S, P, out, in], one einsum per layer per step; a member's
 coefficients are [S, P, C, out, in] views of its genome (the ES member), and the rule is element-wise.
 
-Playing a population in a step-budgeted stream (the engine steps all S x P environments every iteration and every
-step counts against the budget):
-- Member i plays with its genome theta + sigma * eps_i. Its fitness is the return of the first complete episode
-  (ended by termination or by the environment's time limit) that it started with that genome.
-- A member that has its fitness plays on with the same genome until every member of its seed has one: those steps
-  are spent and counted, and score nothing. The diagnostic `fitness_step_fraction` says which share of the steps
-  went into a fitness.
-- The seed's generation then closes (ES update, new noise) at its next step. Members whose episode starts at that
-  step score their new genome from it; the others switch genome at once, but their running episode (begun with the
-  old genome) does not count: their next one does.
-- At a visible task switch, a fitness recorded on the visit's last step by a truncation is dropped: the switch may
-  have cut that episode short (a time-limit ending on that very step cannot be told apart, and is dropped too).
-  A generation still complete then closes; an incomplete one is discarded and replayed from the new task's first
-  step, since returns of two tasks are not ranked together. Where boundaries are hidden the method cannot tell, and
-  an episode cut by the switch counts as complete.
+Playing a population in a step-budgeted stream. The engine steps all S x P environments every iteration, and each
+iteration charges P steps to every seed. A generation is a window of `generation_steps` iterations (L), the same
+for every member and every seed, so a generation costs P x L steps per seed and a run holds about
+total_steps / (P x L) of them:
+- Every member plays its genome for the whole window. Its environment restarts whenever an episode ends (the
+  engine's auto-reset), and every episode starts from fresh random weights, so no step is idle.
+- Fitness (`fitness`): `per_episode` (default) is the window's summed reward divided by the number of episodes the
+  member played in it, where an episode cut by the window's start or end counts as one; when episodes fill the
+  window exactly (every episode lasts L steps) it is the episode return, the paper's fitness. `summed` is the
+  window's summed reward.
+- The generation closes (ES update, new genomes) on the window's last step. Members whose episode goes on past it
+  play its rest with the new genome, from fresh random weights (a new life in mid-episode: the environment has no
+  reset that a method could call); the others start their next episode with it.
+- Task switches do not cut a generation: a window running at a switch goes on in the next task's environments
+  (all seeds switch together, and every member of a seed plays the same steps of both tasks, so their fitnesses
+  still rank fairly), whether or not the protocol shows boundaries. This is also how a generation averages over
+  the training morphologies in the paper's protocol (`ant_morphology` with `variant=paper`: visits of one episode
+  per member; set L to the number of training morphologies x the episode length, e.g. 2000).
+- A window cut short by the end of the stream closes with the steps it has, so the final evaluation sees it.
+The diagnostic `fitness_step_fraction` is the share of the charged steps that went into the fitness of a closed
+generation (1 at the end of a run; below 1 while a window is open); `fitness_episodes` is the mean number of
+episodes per member in the last closed window.
 Evaluation plays the ES centre (unperturbed coefficients), from fresh random weights every episode.
 
-Where this differs from the paper: its members each played a full episode per generation on environments of
-their own (population 200, 300 generations, a 'distance walked' reward on PyBullet's Ant); here members share the
-stream's budget as described above, and the default population is 50 (the public code's default is 100): it
-divides every evaluation interval of the built-in streams (the smallest is 50 steps); set 200 where the
-stream's budgets allow.
+Where this differs from the paper and the authors' code, and why:
+- Budget: there each member played one whole episode per training morphology per generation, in processes of its
+  own, and a member that finished early cost nothing; here the population shares the stream's step budget in
+  lockstep, so a generation is the fixed window above, an early-ending episode is followed by another one inside
+  the window, and the fitness is the mean return per episode of the window (equal to the paper's when no episode
+  ends early or straddles the window's edges).
+- Reward and episode are the stream's: Gymnasium's rewards in `cyclic_mujoco`; the authors' quadruped fitness
+  (distance walked after a 40-step burn-in, their early stops) is `ant_morphology`'s `reward=distance`, the default
+  of its `variant=paper`, on MuJoCo's Ant rather than PyBullet's.
+- Weight normalisation (`normalise_weights`): the authors' code divides each layer by its max |w| after every
+  update in every environment that is not a PyBullet one (CarRacing and any Gym environment), and not for the
+  PyBullet quadruped. This suite's tasks are MuJoCo stand-ins for that quadruped (the paper's only state-vector
+  experiment), so the default is the quadruped's: no normalisation; `normalise_weights=true` is the code's rule for
+  other Gym environments.
+- Actions are tanh of the last layer, as the authors' code does for PyBullet tasks (for other Gym environments it
+  clips the raw output instead).
+- Noise: counter-based per-seed streams, so a seed evolves the same alone or in a batch; centered ranks break ties
+  by member index (the code's argsort leaves them arbitrary). The public code's extra rules `ABCD_lr_D_out` and
+  `ABCD_lr_D_in_and_out` (not in the paper) and co-evolved initial weights are not offered.
+- Population: every evaluation interval and task visit of the stream must be a multiple of P (the engine steps
+  the whole population at once, and says so if not): `cyclic_mujoco`'s `demo` and `lite` sizes (evaluations every
+  1,500 and 12,500 steps) need e.g. `method.population=100`, the `smoke` sizes e.g. `method.population=4`; and
+  `generation_steps` should be the stream's episode length (or a multiple of it) for the fitness to be the return
+  of whole episodes. Left unset, it is the stream's own window where the protocol has one (`ant_morphology`'s
+  `variant=paper`: one episode on each training morphology) and the paper's 1000-step episode otherwise.
 """
 
 from __future__ import annotations
@@ -62,22 +90,24 @@ RULES = {  # the paper's rule variants: the terms each one sums ("eta" multiplie
     "ABCD": ("A", "B", "C", "D"),
     "ABCD_lr": ("A", "B", "C", "D", "eta"),
 }
+FITNESS = ("per_episode", "summed")
+RuleTerms = list[dict[str, torch.Tensor]]  # per layer, the rule's coefficient arrays by term name
 EPS = 1e-12
 BOOKKEEPING = (  # per-member and per-seed counters a checkpoint keeps
     "episodes",
-    "episode_return",
-    "episode_steps",
-    "counts",
-    "fitness",
-    "scored",
-    "scored_length",
-    "scored_at_cut",
+    "window_return",
+    "window_episodes",
+    "window_steps",
     "steps",
-    "used_steps",
+    "scored_steps",
     "last_returns",
+    "last_episodes",
     "probe",
     "probe_count",
 )
+
+
+EPISODE_STEPS = 1000  # the paper's episode length: the fitness window where neither the config nor the stream sets one
 
 
 @dataclass
@@ -86,8 +116,10 @@ class HebbianConfig:
     hidden: list[int] = field(default_factory=lambda: [128, 64])  # hidden layer sizes (tanh, no biases)
     rule: str = "ABCD_lr"  # Hebbian rule variant, a key of RULES
     init_weight: float = 0.1  # weights start every episode U(-init_weight, init_weight)
-    normalise_weights: bool = False  # divide each layer by its max |w| after every update (the paper's pixel setting)
-    population: int = 50  # ES members per seed, even (antithetic pairs); each is one environment of the seed
+    normalise_weights: bool = False  # divide each layer by its max |w| after every update (the code's rule off PyBullet)
+    population: int = 200  # ES members per seed, even (antithetic pairs); each is one environment of the seed
+    generation_steps: int | None = None  # L: steps every member plays per generation; None: the stream's window, else 1000
+    fitness: str = "per_episode"  # per_episode: the window's reward per episode played | summed: the window's reward
     lr: float = 0.2  # ES learning rate
     lr_decay: float = 0.995  # lr multiplied by this after every generation ...
     lr_limit: float = 0.001  # ... while it is above this
@@ -98,7 +130,7 @@ class HebbianConfig:
     probe_steps: int = 32  # recent steps of hidden activations kept for the dormant-unit diagnostics
 
     def __post_init__(self) -> None:
-        require(self.rule in RULES, f"method.rule={self.rule!r} is not allowed; allowed: {', '.join(RULES)}")
+        require(self.rule in RULES, f"method.rule={self.rule!r} is not allowed: use one of {', '.join(RULES)}")
         require(self.init_weight >= 0, f"method.init_weight={self.init_weight} is not allowed: it must be >= 0")
         require(self.probe_steps > 0, f"method.probe_steps={self.probe_steps} is not allowed: it must be > 0")
         require(
@@ -109,6 +141,11 @@ class HebbianConfig:
             self.population >= 2 and self.population % 2 == 0,
             f"method.population={self.population} is not allowed: it must be even and >= 2 (antithetic pairs)",
         )
+        require(
+            self.generation_steps is None or self.generation_steps > 0,
+            f"method.generation_steps={self.generation_steps} is not allowed: it must be > 0 (or null: the stream's window)",
+        )
+        require(self.fitness in FITNESS, f"method.fitness={self.fitness!r} is not allowed: use one of {', '.join(FITNESS)}")
         require(self.lr > 0 and self.sigma > 0, f"method.lr={self.lr} and method.sigma={self.sigma} are not allowed: both must be > 0")
         for name in ("lr_decay", "sigma_decay"):
             require(0 < getattr(self, name) <= 1, f"method.{name}={getattr(self, name)} is not allowed: it must be in (0, 1]")
@@ -125,6 +162,7 @@ class HebbianES(Method):
         super().__init__(config, spec)
         S, P, device = spec.n_seeds, config.population, spec.device
         self.envs_per_seed = P
+        self.generation_steps = config.generation_steps or spec.generation_steps or EPISODE_STEPS
         sizes = [spec.obs_dim, *config.hidden, spec.action_dim]
         self.shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)]
         self.terms = self.genome_terms()
@@ -143,20 +181,20 @@ class HebbianES(Method):
             l2=config.l2,
         )
         self.genomes = self.es.members()  # [S, P, D]: what each member plays with
+        self.training_terms = self.rule_terms(self.genomes)  # the members' rule coefficients, eta folded in
         self.weight_keys = row_keys(spec.seed_ids, stream=3, rows=P, device=device)  # one stream of initial weights per member
-        self.episodes = torch.zeros(S, P, dtype=torch.int64, device=device)  # episodes each member started (its draw number)
+        self.episodes = torch.zeros(S, P, dtype=torch.int64, device=device)  # weight draws of each member so far
         self.eval_rng = SeedRNG(spec.seed_ids, stream=4, device=device)
         self.plastic = [torch.zeros(S, P, o, i, device=device) for o, i in self.shapes]  # live weights of the population
         self.eval_weights: list[torch.Tensor] = []
 
-        zeros = lambda dtype=torch.float32: torch.zeros(S, P, dtype=dtype, device=device)
-        self.episode_return, self.episode_steps = zeros(), zeros(torch.int64)
-        self.counts = torch.ones(S, P, dtype=torch.bool, device=device)  # the running episode began with the current genome
-        self.fitness, self.scored, self.scored_length = zeros(), zeros(torch.bool), zeros(torch.int64)
-        self.scored_at_cut = zeros(torch.bool)  # scored on the latest step by a truncation (a task switch may have cut it)
-        self.steps = torch.zeros(S, dtype=torch.int64, device=device)  # environment steps taken per seed
-        self.used_steps = torch.zeros_like(self.steps)  # of which went into a fitness of a closed generation
-        self.last_returns = torch.full((S, P), float("nan"), device=device)  # the members' returns of the last closed generation
+        self.window_return = torch.zeros(S, P, device=device)  # each member's summed reward in the open window
+        self.window_episodes = torch.ones(S, P, dtype=torch.int64, device=device)  # episodes it played in the window
+        self.window_steps = 0  # iterations of the open window so far
+        self.steps = 0  # environment steps taken per seed (the same for every seed)
+        self.scored_steps = torch.zeros(S, dtype=torch.int64, device=device)  # of which went into a closed generation's fitness
+        self.last_returns = torch.full((S, P), float("nan"), device=device)  # the members' fitness in the last closed generation
+        self.last_episodes = torch.full((S, P), float("nan"), device=device)  # and the episodes each played in it
         self.probe = [torch.zeros(S, P, config.probe_steps, h, device=device) for h in config.hidden]
         self.probe_count = 0
 
@@ -181,14 +219,23 @@ class HebbianES(Method):
             offset += size
         return views
 
+    def rule_terms(self, genomes: torch.Tensor) -> RuleTerms:
+        """Per layer, the rule's coefficients [S, E, out, in] by name, eta multiplied into the others:
+        eta (A o_i o_j + B o_i + C o_j + D) = (eta A) o_i o_j + ..., one array fewer to read at every step."""
+        layers = []
+        for coefficients in self.per_layer(genomes):
+            c = dict(zip(self.terms, coefficients.unbind(2), strict=True))
+            eta = c.pop("eta", None)
+            layers.append(c if eta is None else {name: value * eta for name, value in c.items()})
+        return layers
+
     # ---- acting: one forward pass, then the Hebbian update of the weights just used ----------------------
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         if explore:
-            self.close_generations()
-            weights, genomes = self.live_weights(), self.genomes
+            weights, terms = self.live_weights(), self.training_terms
         else:
-            weights, genomes = self.eval_weights, self.es.centre[:, None]
+            weights, terms = self.eval_weights, self.rule_terms(self.es.centre[:, None])
         activations = [obs]
         for w in weights:
             activations.append(torch.tanh(torch.einsum("seoi,sei->seo", w, activations[-1])))
@@ -196,26 +243,18 @@ class HebbianES(Method):
             for probe, h in zip(self.probe, activations[1:-1], strict=True):
                 probe[:, :, self.probe_count % self.config.probe_steps] = h
             self.probe_count += 1
-        self.learn_within_episode(weights, genomes, activations)
+        self.learn_within_episode(weights, terms, activations)
         return activations[-1]
 
-    def learn_within_episode(self, weights: list[torch.Tensor], genomes: torch.Tensor, activations: list[torch.Tensor]) -> None:
-        """The rule, in place: w_l += dw(coefficients, pre = activations[l], post = activations[l + 1])."""
-        for w, coefficients, pre, post in zip(weights, self.per_layer(genomes), activations[:-1], activations[1:], strict=True):
-            c = dict(zip(self.terms, coefficients.unbind(2), strict=True))
+    def learn_within_episode(self, weights: list[torch.Tensor], terms: RuleTerms, activations: list[torch.Tensor]) -> None:
+        """The rule, in place: w_l += (A post + B) pre + (C post + D), with pre = activations[l], post = activations[l + 1]."""
+        for w, c, pre, post in zip(weights, terms, activations[:-1], activations[1:], strict=True):
             pre, post = pre[..., None, :], post[..., :, None]
-            dw = c["A"] * post  # factored as ((A post + B) pre + C post + D), in place: few passes over the synapses
-            if "B" in c:
-                dw += c["B"]
-            dw *= pre
+            w.addcmul_(torch.addcmul(c["B"], c["A"], post) if "B" in c else c["A"] * post, pre)
             if "C" in c:
-                dw.addcmul_(c["C"], post)
+                w.addcmul_(c["C"], post)
             if "D" in c:
-                dw += c["D"]
-            if "eta" in c:
-                w.addcmul_(dw, c["eta"])
-            else:
-                w += dw
+                w += c["D"]
             if self.config.normalise_weights:
                 w /= w.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(EPS)
 
@@ -243,52 +282,47 @@ class HebbianES(Method):
             fresh = [torch.where(mask[..., None, None], f, old) for f, old in zip(fresh, self.eval_weights, strict=True)]
         self.eval_weights = fresh
 
-    # ---- fitness bookkeeping and evolution ----------------------------------------------------------------
+    # ---- fitness windows and evolution --------------------------------------------------------------------
     def observe(self, t: Transition) -> None:
         ended = t.terminated | t.truncated
-        self.episode_return += t.reward
-        self.episode_steps += 1
+        self.window_return += t.reward
+        self.window_steps += 1
         self.steps += t.reward.shape[1]
-        score = ended & self.counts & ~self.scored
-        self.fitness = torch.where(score, self.episode_return, self.fitness)
-        self.scored_length = torch.where(score, self.episode_steps, self.scored_length)
-        self.scored |= score
-        self.scored_at_cut = score & t.truncated & ~t.terminated
-        self.episode_return = torch.where(ended, 0.0, self.episode_return)
-        self.episode_steps = torch.where(ended, 0, self.episode_steps)
-        self.counts |= ended
+        if self.window_steps < self.generation_steps and self.steps < self.spec.total_steps:
+            self.window_episodes += ended  # the next episode is one more of this window
+            return
+        self.close_generation(continuing=~ended)
 
     @torch.no_grad()
-    def close_generations(self) -> None:
-        """ES update for every live seed whose members all have a fitness; its members take their new genomes."""
-        ready = self.scored.all(dim=1) & self.active
-        if not ready.any():
-            return
-        self.es.tell(self.fitness, ready)
-        self.genomes[ready] = self.es.members(ready)
-        self.last_returns[ready] = self.fitness[ready]
-        self.used_steps += torch.where(ready, self.scored_length.sum(dim=1), 0)
-        self.scored &= ~ready[:, None]
-        self.counts = torch.where(ready[:, None], self.episode_steps == 0, self.counts)
-
-    def on_task_start(self, task_index: int) -> None:
-        self.scored &= ~self.scored_at_cut
-        self.scored_at_cut.zero_()
-        self.close_generations()
-        self.scored.zero_()  # the rest of an unfinished generation is discarded: it replays on the new task
+    def close_generation(self, continuing: torch.Tensor) -> None:
+        """ES update of every live seed from the window's fitness; members take their new genomes, and those whose
+        episode goes on (`continuing` [S, P]) start a new life in it."""
+        live = self.active
+        fitness = self.window_return / self.window_episodes if self.config.fitness == "per_episode" else self.window_return
+        self.es.tell(fitness, live)
+        self.genomes[live] = self.es.members(live)
+        self.training_terms = self.rule_terms(self.genomes)
+        self.last_returns[live] = fitness[live]
+        self.last_episodes[live] = self.window_episodes[live].float()
+        self.scored_steps += live * self.window_steps * self.config.population
+        self.window_return.zero_()
+        self.window_episodes.fill_(1)
+        self.window_steps = 0
+        self.start_training_episodes(continuing & live[:, None])
 
     # ---- bookkeeping --------------------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, torch.Tensor]:
-        """ES state, the last generation's returns, and dormant / active hidden units of the live population."""
+        """ES state, the last generation's fitness, and dormant / active hidden units of the live population."""
         weights = torch.cat([w.flatten(1) for w in self.live_weights()], dim=1)
         out = {
             "generations": self.es.generation.float(),
             "fitness_mean": self.last_returns.mean(dim=1),
             "fitness_max": self.last_returns.amax(dim=1),
+            "fitness_episodes": self.last_episodes.mean(dim=1),
             "es_lr": self.es.lr.clone(),
             "es_sigma": self.es.sigma.clone(),
             "centre_norm": self.es.centre.norm(dim=1),
-            "fitness_step_fraction": self.used_steps / self.steps.clamp_min(1),
+            "fitness_step_fraction": self.scored_steps / max(self.steps, 1),
             "weight_magnitude": weights.abs().mean(dim=1),
         }
         filled = min(self.probe_count, self.config.probe_steps)
@@ -316,5 +350,6 @@ class HebbianES(Method):
             setattr(self, name, [v.clone() for v in value] if isinstance(value, list) else value)
         self.eval_rng.load_state_dict(state["eval_rng"])
         self.genomes = self.es.members()
+        self.training_terms = self.rule_terms(self.genomes)
         for mine, saved in zip(self.live_weights(), state["live_weights"], strict=True):
             mine.copy_(saved)

@@ -10,7 +10,7 @@ critic's TD errors, tracked per seed at two time scales, once per critic update 
     E_t = E_{t-1} + beta_E (e_t - E_{t-1})                    expected uncertainty (ACh): slow average, beta_E = 1e-3
     F_t = F_{t-1} + beta_F (e_t - F_{t-1})                    recent TD errors: fast average, beta_F = 5e-2
     U_t = max(F_t - E_t, 0)                                   unexpected uncertainty (NA): recent errors above the expected
-    g_t = U_t / (U_t + E_t)                                   surprise share in [0, 1), like the bandit's epi / (epi + ale)
+    g_t = U_t / (U_t + E_t)                                   surprise share in [0, 1), like achna_jan2023's epi / (epi + ale)
     lr_t = lr * (1 + kappa_lr * g_t)                          every network's Adam learning rate (SeedAdam's per-seed lr)
     s_t = 1 + kappa_sigma * g_t                               the learner's exploration scale
 

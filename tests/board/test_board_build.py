@@ -86,7 +86,7 @@ def test_held_out_tasks_are_reported_apart_from_the_score_matrix(make_run):
     run = make_run("ant", protocol="ant_morphology", size="smoke")
     board = compute_board(collect_entries([run]), OPTIONS)
     stream, row = board["stream"], board["rows"][0]
-    assert stream["held_out_tasks"] == ["short_back_right"] and len(stream["tasks"]) == 2
+    assert stream["held_out_tasks"] == ["short_front_left"] and len(stream["tasks"]) == 2
     trained = final_matrix(varied(), range(3), step=stream["total_steps"], tasks=stream["tasks"])
     assert row["final"]["Mean"][0] == pytest.approx(trained.mean())
     held_out = final_matrix(varied(), range(3), step=stream["total_steps"], tasks=stream["held_out_tasks"])

@@ -54,7 +54,7 @@ EVENT = "events=[{step: 250, kind: zero_weights, fraction: 0.3}]"  # a perturbat
 RUNS = {  # method: (overrides, step at which seed 1 diverges)
     "td3": ([*SHORT, "method.actor_hidden=[32,32]", "method.critic_hidden=[32,32]", EVENT], 150),
     "ne": ([*SHORT, "method.actor_hidden=[32,32]", "method.critic_hidden=[32,32]", "method.topology_every=20"], 150),
-    "hebbian": ([*SHORT, "method.population=10", "method.hidden=[16,8]", EVENT], 150),  # generations close every ~20 steps
+    "hebbian": ([*SHORT, "method.population=10", "method.hidden=[16,8]", "method.generation_steps=20", EVENT], 150),  # a window per visit
     "achna": (["protocol=bandit"], 40),
 }
 

@@ -1,5 +1,6 @@
 import csv
 import io
+import math
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from helpers import spec_for, toy_stream
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.events import zero_fraction
 from cyclic_bench.method import MethodSpec, Transition
+from cyclic_bench.registry import get_method
 from cyclic_bench.results import RunDir
 from cyclic_bench.rng import SeedRNG
 from cyclic_bench.trainer import Engine, EngineOptions
@@ -16,7 +18,7 @@ from cyclic_bench.trainer import Engine, EngineOptions
 
 def make(seed_ids=(0,), obs_dim=3, action_dim=2, cls=HebbianES, **overrides):
     spec = MethodSpec(obs_dim, action_dim, "continuous", tuple(seed_ids), 1, 10_000, torch.device("cpu"))
-    settings = dict(population=4, hidden=[5, 4])
+    settings = dict(population=4, hidden=[5, 4], generation_steps=7)
     settings.update(overrides)
     return cls(cls.Config(**settings), spec)
 
@@ -92,67 +94,104 @@ def test_members_play_antithetic_genomes_and_evaluation_plays_the_centre():
     torch.testing.assert_close(agent.eval_weights[0] - start[0], eta * (A * post * pre + B * pre + C * post + D))
 
 
-def test_fitness_is_the_first_complete_episode_started_with_the_genome_and_early_finishers_wait():
-    agent = make(population=2)
+def test_a_generation_is_a_window_of_steps_and_fitness_is_the_return_per_episode_played():
+    agent = make(population=2, generation_steps=5)
     agent.on_episode_start(torch.ones(1, 2, dtype=torch.bool), explore=True)
     obs, genome = torch.zeros(1, 2, 3), agent.genomes.clone()
-    # member 0: scores 1..2, replays 3..4 and 5..7 unscored, scores 8..9; member 1: scores 1..5 and 6..8
-    ends = {2: [True, False], 4: [True, False], 5: [False, True], 7: [True, False], 8: [False, True], 9: [True, False]}
-    for t in range(1, 11):
+    # member 0: episodes end at steps 2 and 5 (two episodes in the window); member 1: one episode, still running at step 5
+    ends = {2: [True, False], 5: [True, False]}
+    for t in range(1, 6):
+        before = [w.clone() for w in agent.plastic]
         step(agent, obs, torch.full((1, 2), float(t)), terminated=torch.tensor([ends.get(t, [False, False])]))
-        if t == 5:  # every member has a fitness; the generation closes at the next step
-            assert agent.es.generation.item() == 0 and agent.fitness.tolist() == [[1 + 2, 1 + 2 + 3 + 4 + 5]]
-        if t == 6:  # member 1 started its episode with the new genome; member 0 was one step into its episode
-            assert agent.es.generation.item() == 1 and not torch.equal(agent.genomes, genome)
-            assert agent.last_returns.tolist() == [[3.0, 15.0]] and agent.counts.tolist() == [[False, True]]
-        if t == 7:
-            assert not agent.scored[0, 0]  # that episode (5..7) began with the old genome: not counted
-    assert agent.es.generation.item() == 2 and agent.last_returns.tolist() == [[8 + 9, 6 + 7 + 8]]
-    assert agent.used_steps.item() == (2 + 5) + (2 + 3) and agent.steps.item() == 20
+        assert agent.es.generation.item() == (1 if t == 5 else 0)
+    assert agent.last_returns.tolist() == [[15 / 2, 15.0]] and agent.last_episodes.tolist() == [[2.0, 1.0]]
+    assert not torch.equal(agent.genomes, genome)
+    assert agent.episodes.tolist() == [[3, 2]]  # member 0 drew at steps 0, 2, 5; member 1 at 0 and at the new generation
+    assert not torch.equal(agent.plastic[0][0, 1], before[0][0, 1])  # its running episode goes on with fresh weights
+    assert agent.scored_steps.item() == agent.steps == 10
+    for _ in range(5):  # the next window: both members' episodes run through it
+        step(agent, obs, torch.ones(1, 2))
+    assert agent.es.generation.item() == 2 and agent.last_returns.tolist() == [[5.0, 5.0]]
 
 
-def test_a_task_switch_drops_cut_episodes_and_discards_an_unfinished_generation():
-    agent = make(population=2)
+def test_summed_fitness_is_the_windows_reward():
+    agent = make(population=2, generation_steps=4, fitness="summed")
     agent.on_episode_start(torch.ones(1, 2, dtype=torch.bool), explore=True)
-    obs = torch.zeros(1, 2, 3)
-    step(agent, obs, torch.ones(1, 2), terminated=torch.tensor([[True, False]]))
-    step(agent, obs, torch.ones(1, 2), truncated=torch.tensor([[True, True]]))  # the visit's last step
-    agent.on_task_start(1)
-    assert agent.es.generation.item() == 0 and not agent.scored.any()
-    step(agent, obs, torch.ones(1, 2), terminated=torch.tensor([[True, True]]))
-    step(agent, obs, torch.ones(1, 2))
-    assert agent.es.generation.item() == 1 and agent.last_returns.tolist() == [[1.0, 1.0]]
+    for t in range(4):
+        step(agent, torch.zeros(1, 2, 3), torch.tensor([[1.0, 2.0]]), terminated=torch.tensor([[t == 1, False]]))
+    assert agent.last_returns.tolist() == [[4.0, 8.0]] and agent.last_episodes.tolist() == [[2.0, 1.0]]
 
 
-def test_a_generation_completed_by_terminations_survives_the_switch():
-    agent = make(population=2)
+def test_a_window_cut_short_by_the_end_of_the_stream_closes_with_the_steps_it_has():
+    spec = MethodSpec(3, 2, "continuous", (0,), 1, 2 * 7, torch.device("cpu"))  # 7 iterations of 2 members
+    agent = HebbianES(HebbianConfig(population=2, hidden=[4], generation_steps=5), spec)
     agent.on_episode_start(torch.ones(1, 2, dtype=torch.bool), explore=True)
-    step(agent, torch.zeros(1, 2, 3), torch.ones(1, 2), terminated=torch.tensor([[True, True]]))  # on the visit's last step
-    agent.on_task_start(1)
-    assert agent.es.generation.item() == 1
+    for _ in range(7):
+        step(agent, torch.zeros(1, 2, 3), torch.ones(1, 2))
+    assert agent.es.generation.item() == 2 and agent.last_returns.tolist() == [[2.0, 2.0]]
+    assert agent.diagnostics()["fitness_step_fraction"].item() == 1.0
 
 
-def run_toy(tmp_path, visible=True, population=4, seeds=(0, 1)):
-    """The toy stream: 7-step episodes that never terminate, 28 steps per member per visit, 2 tasks x 2 cycles."""
+def run_toy(tmp_path, visible=True, population=4, seeds=(0, 1), generation_steps=7, cls=HebbianES, **settings):
+    """The toy stream: 7-step episodes (a position beyond 5 terminates), 28 steps per member per visit, 2 tasks x 2 cycles."""
     stream = toy_stream(steps_per_task=28 * population, eval_every=14 * population, cycles=2, boundaries_visible=visible)
-    method = HebbianES(HebbianConfig(population=population, hidden=[8, 8]), spec_for(stream, seeds))
+    config = cls.Config(population=population, hidden=[8, 8], generation_steps=generation_steps, **settings)
+    method = cls(config, spec_for(stream, seeds))
     Engine(stream, method, RunDir(tmp_path), EngineOptions(checkpoint_every=stream.eval_every, progress=False)).run()
     return stream, method
 
 
-@pytest.mark.parametrize("visible, generations", [(True, 3 * 4), (False, 4 * 4 - 1)])
-def test_budget_accounting_is_exact_on_the_engine(tmp_path, visible, generations):
-    stream, method = run_toy(tmp_path, visible)
-    assert method.steps.tolist() == [stream.total_steps] * 2  # every member's every step counted, nothing else
-    # Visible: each visit's 4th episode ends on its last step, where a time limit and a switch look alike: dropped.
-    # Hidden: it counts, and closes at the next visit's first step; the stream's very last one never closes.
-    assert method.es.generation.tolist() == [generations] * 2
-    assert method.used_steps.tolist() == [generations * 7 * 4] * 2
-    assert torch.equal(method.diagnostics()["fitness_step_fraction"], method.used_steps / stream.total_steps)
+@pytest.mark.parametrize("cls_name", ["hebbian", "static_es"])
+def test_every_charged_step_scores_a_member_and_generations_are_the_budget_over_p_times_l(tmp_path, cls_name):
+    """Windows of 10 steps per member against visits of 28: windows straddle task switches and go on across them."""
+    stream, method = run_toy(tmp_path, generation_steps=10, cls=get_method(cls_name)[0])
+    P, L = 4, 10
+    assert method.steps == stream.total_steps == 112 * P  # every member's every step counted, nothing else
+    assert method.es.generation.tolist() == [math.ceil(stream.total_steps / (P * L))] * 2  # 11 windows and the cut last one
+    assert method.diagnostics()["fitness_step_fraction"].tolist() == [1.0, 1.0]
+    with open(tmp_path / "diagnostics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["name"] in ("generations", "fitness_step_fraction") and r["seed"] == "0"]
+    at = {(int(r["step"]), r["name"]): float(r["value"]) for r in rows}
+    assert at[(14 * P, "generations")] == 1 and at[(14 * P, "fitness_step_fraction")] == pytest.approx(10 / 14)
+    assert at[(28 * P, "generations")] == 2 and at[(28 * P, "fitness_step_fraction")] == pytest.approx(20 / 28)
+    assert at[(42 * P, "generations")] == 4  # the third window spanned the switch at 28 and closed at 30, in the next task
+    assert at[(stream.total_steps, "fitness_step_fraction")] == 1.0 >= 0.95
+
+
+def test_aligned_windows_score_each_episode_once_and_hidden_boundaries_change_nothing(tmp_path):
+    _, visible = run_toy(tmp_path / "visible", visible=True)
+    _, hidden = run_toy(tmp_path / "hidden", visible=False)
+    assert visible.es.generation.tolist() == [16, 16] and torch.equal(visible.es.centre, hidden.es.centre)
+    assert visible.last_episodes.eq(1).all()  # windows of 7 steps over 7-step episodes: one episode each, its return
+    with open(tmp_path / "visible" / "evaluations.csv") as a, open(tmp_path / "hidden" / "evaluations.csv") as b:
+        assert list(csv.DictReader(a)) == list(csv.DictReader(b))
+
+
+def test_a_killed_run_resumes_mid_window_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    run_toy(tmp_path / "full", generation_steps=10)
+
+    class Killed(Exception):
+        pass
+
+    original = Engine.train_step
+
+    def dies_at_step_60(self, task_index):
+        if self.step == 4 * 15:  # one step after an evaluation (and checkpoint), five steps into a window
+            raise Killed
+        original(self, task_index)
+
+    monkeypatch.setattr(Engine, "train_step", dies_at_step_60)
+    with pytest.raises(Killed):
+        run_toy(tmp_path / "killed", generation_steps=10)
+    monkeypatch.setattr(Engine, "train_step", original)
+    run_toy(tmp_path / "killed", generation_steps=10)
+    for table in ("evaluations.csv", "diagnostics.csv"):
+        with open(tmp_path / "killed" / table) as a, open(tmp_path / "full" / table) as b:
+            assert list(csv.DictReader(a)) == list(csv.DictReader(b)), table
 
 
 def test_a_seed_plays_the_same_alone_and_inside_a_batch():
-    """Seeds' episodes end at different steps, so they close generations at different times."""
+    """Seeds' episodes end at different steps, so their members play different numbers of episodes per window."""
     batch, alone = make((4, 5, 6)), make((5,))
     assert torch.equal(batch.es.centre[1], alone.es.centre[0])
     g = torch.Generator().manual_seed(0)
@@ -164,7 +203,7 @@ def test_a_seed_plays_the_same_alone_and_inside_a_batch():
         a = step(batch, obs, reward, terminated=done)
         b = step(alone, obs[1:2], reward[1:2], terminated=done[1:2])
         torch.testing.assert_close(a[1], b[0], rtol=1e-5, atol=1e-6)
-    assert alone.es.generation.item() >= 3 and batch.es.generation.tolist() != [alone.es.generation.item()] * 3
+    assert batch.es.generation.tolist() == [60 // 7] * 3 and alone.es.generation.item() == 60 // 7
     torch.testing.assert_close(batch.es.centre[1], alone.es.centre[0], rtol=1e-5, atol=1e-6)
     for w, v in zip(batch.plastic, alone.plastic, strict=True):
         torch.testing.assert_close(w[1], v[0], rtol=1e-5, atol=1e-6)
@@ -175,8 +214,6 @@ def test_a_seed_plays_the_same_alone_and_inside_a_batch():
 
 @pytest.mark.parametrize("cls_name", ["hebbian", "static_es"])
 def test_a_checkpoint_loses_nothing(cls_name):
-    from cyclic_bench.registry import get_method
-
     cls = get_method(cls_name)[0]
     g = torch.Generator().manual_seed(1)
     data = [(torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, generator=g), torch.rand(2, 4, generator=g) < 0.3) for _ in range(50)]
@@ -214,7 +251,8 @@ def test_zeroing_weights_hits_the_live_weights_and_plasticity_regrows_them():
 def test_hebbian_es_learns_the_toy_task_for_every_seed(tmp_path):
     """Reward = action[0] - |position|: evolution must find a rule whose random network pushes action[0] up."""
     stream = toy_stream(tasks=toy_stream().tasks[:1], steps_per_task=20 * 7 * 40, eval_every=20 * 7 * 40, cycles=1, eval_episodes=20)
-    method = HebbianES(HebbianConfig(population=20, hidden=[8, 8], sigma=0.5, sigma_decay=1.0), spec_for(stream, (0, 1)))
+    config = HebbianConfig(population=20, hidden=[8, 8], generation_steps=7, sigma=0.5, sigma_decay=1.0)
+    method = HebbianES(config, spec_for(stream, (0, 1)))
     Engine(stream, method, RunDir(tmp_path), EngineOptions(checkpoint_every=stream.eval_every, progress=False)).run()
     with open(tmp_path / "evaluations.csv") as f:
         returns = {(row["seed"], int(row["step"])): float(row["return"]) for row in csv.DictReader(f)}
@@ -231,8 +269,10 @@ def test_hebbian_es_learns_the_toy_task_for_every_seed(tmp_path):
         ({"sigma_decay": 1.5}, "sigma_decay=1.5"),
         ({"init_weight": -1.0}, "init_weight=-1.0"),
         ({"probe_steps": 0}, "probe_steps=0"),
+        ({"generation_steps": 0}, "generation_steps=0"),
+        ({"fitness": "best"}, "fitness='best'"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(overrides, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=f"^method.{message} is not allowed: "):
         make(**overrides)

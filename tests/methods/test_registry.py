@@ -39,6 +39,7 @@ from cyclic_bench.trainer import Engine, EngineOptions
 
 SMOKE_PROTOCOL = {"continuous": "cyclic_mujoco", "discrete": "bandit"}  # the stream each action kind is tested on
 PLAYER = {"continuous": "td3", "discrete": "epsilon_greedy"}  # the method each protocol is tested with
+SMALL_POPULATION = ["method.population=4", "method.hidden=[16,16]", "method.generation_steps=25"]  # evolution strategies
 INTERVENTIONS_DIR = Path(__file__).resolve().parents[2] / "methods" / "interventions"
 ENTRIES = Path(__file__).resolve().parents[2] / "leaderboards" / "cyclic_mujoco" / "smoke" / "entries"
 VECTOR_PAIRS = [
@@ -75,9 +76,11 @@ def kind_of(method: str) -> str:
 
 
 def small(method: str, learner: str | None = None) -> list[str]:
-    """32-unit networks of the method's own depths (ne_public's critic has three hidden layers); a pixel learner also
-    gets a tiny encoder and batch, and a short stream of 16 x 16 images (one task switch)."""
+    """32-unit networks of the method's own depths (ne_public's critic has three hidden layers); small ES populations;
+    a pixel learner also gets a tiny encoder and batch, and a short stream of 16 x 16 images (one task switch)."""
     config = get_method(method, learner)[1]()
+    if hasattr(config, "population"):  # the paper's 200 members would not divide the smoke stream's evaluation interval
+        return SMALL_POPULATION
     if not hasattr(config, "critic_hidden"):
         return []
     sizes = [f"method.{net}_hidden=[{','.join(['32'] * len(getattr(config, f'{net}_hidden')))}]" for net in ("actor", "critic")]
