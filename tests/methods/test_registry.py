@@ -189,7 +189,7 @@ def test_unknown_names_list_the_known_ones():
 
 
 def test_learners_and_interventions_pair_up_and_each_intervention_defaults_to_td3():
-    assert learner_names() == ["sac", "td3"]
+    assert learner_names() == ["drq", "sac", "td3"]
     assert {"redo", "ne", "l2_init", "crelu", "hare_tortoise", "parseval"} <= set(intervention_names())
     for name in intervention_names():
         assert (name, "td3") in pairs() and get_method(name)[1]().base == "td3"
@@ -203,7 +203,7 @@ def test_learners_and_interventions_pair_up_and_each_intervention_defaults_to_td
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["method=redo", "method.base=ppo"], "method.base=ppo is not a known learner; known: sac, td3"),
+        (["method=redo", "method.base=ppo"], "method.base=ppo is not a known learner; known: drq, sac, td3"),
         (["method=td3", "method.base=sac"], "method.base=sac is not allowed: method=td3 is a learner itself; use method=sac"),
         (["method=hebbian", "method.base=sac"], "method.base=sac is not allowed: method=hebbian is a standalone method"),
         (["method=neuromodulated_td3", "method.base=sac"], "not allowed for method=neuromodulated_td3; it runs on: td3"),
@@ -274,9 +274,9 @@ def test_a_learner_that_supports_only_some_interventions_pairs_with_only_those(m
     class Probe(Intervention):
         pass
 
-    assert registry.learners_of("reset") == ["td3", "narrow", "sac"] and registry.learners_of("redo") == ["td3", "sac"]
+    assert registry.learners_of("reset") == ["td3", "drq", "narrow", "sac"] and registry.learners_of("redo") == ["td3", "drq", "sac"]
     assert registry.learners_of("probe") == ["td3"]
-    with pytest.raises(ConfigError, match="method.base=narrow is not allowed for method=redo; it runs on: td3, sac"):
+    with pytest.raises(ConfigError, match="method.base=narrow is not allowed for method=redo; it runs on: td3, drq, sac"):
         get_method("redo", "narrow")
     agent = make("reset", "narrow", reset_every=10)
     assert isinstance(agent.learner, Narrow) and torch.equal(agent.active, agent.learner.active)
