@@ -31,6 +31,7 @@ from cyclic_bench.registry import get_method, get_protocol, load_all, method_lab
 from cyclic_bench.stream import Stream
 
 DEVICES = ("auto", "cpu", "cuda")
+OPTIONAL_KEYS = {"resume", "capture"}  # a saved run records no resume, and runs saved before capture existed lack it
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunConfig:
     checkpoint_every: int = 0  # environment steps per seed between checkpoints; 0 = at every evaluation
     progress: bool = True  # show a progress bar
     env_workers: int = 0  # processes stepping the environments in parallel; 0 = in the training process
+    capture: bool = True  # on device=cuda, replay each gradient update from CUDA graphs (same results); false = eager
     resume: str | None = None  # a run directory to continue from its last checkpoint
     events: list[Any] = field(default_factory=list)  # perturbations, e.g. [{step: 5000, kind: zero_weights, fraction: 0.33}]
 
@@ -94,13 +96,14 @@ class RunPlan:
 def plan_run(config: DictConfig) -> RunPlan:
     """Validate `config` and build its stream; raises ConfigError with a one-line message."""
     keys = run_keys()
-    missing, unknown = sorted(keys - {"resume"} - set(config)), sorted(set(config) - keys)  # a saved run records no resume
+    missing, unknown = sorted(keys - OPTIONAL_KEYS - set(config)), sorted(set(config) - keys)
     require(not missing, f"the run configuration has no {', '.join(missing)}; it needs {', '.join(sorted(keys))}")
     require(not unknown, f"{', '.join(unknown)} is not a setting; allowed: {', '.join(sorted(keys))}")
     require_settings(
         "",
         config,
-        {"seeds": integer(1), "first_seed": integer(0), "env_workers": integer(0), "checkpoint_every": integer(0), "progress": boolean()},
+        {"seeds": integer(1), "first_seed": integer(0), "env_workers": integer(0), "checkpoint_every": integer(0), "progress": boolean()}
+        | ({"capture": boolean()} if "capture" in config else {}),
     )
     for group in ("method", "protocol"):
         node = config[group]
@@ -137,6 +140,7 @@ def plan_run(config: DictConfig) -> RunPlan:
         total_steps=stream.total_steps,
         device=device,
         generation_steps=stream.generation_steps,
+        capture=config.get("capture", True),
         obs_shape=stream.obs_shape,
     )
     method_cls.check_resources(method_config, spec)
@@ -154,7 +158,7 @@ def load_run_config(path) -> DictConfig:
         where = f" (line {mark.line + 1}: {getattr(error, 'problem', 'syntax error')})" if mark is not None else ""
         raise ConfigError(f"{path} is not valid YAML{where}; restore the run's configuration from a copy") from None
     require(isinstance(config, DictConfig), f"{path} is not a run configuration (a mapping of settings); restore it from a copy")
-    missing = sorted(run_keys() - {"resume"} - set(config))
+    missing = sorted(run_keys() - OPTIONAL_KEYS - set(config))
     require(not missing, f"{path} is not a whole run configuration: it has no {', '.join(missing)}; restore it from a copy")
     return config
 

@@ -1,7 +1,8 @@
 """The learner contract: what a gradient learner (TD3, SAC, ...) shows the plasticity interventions.
 
 A learner owns acting, its losses and its update. `update(batch)` is one function of the networks, their optimizers
-and the batch (what a captured CUDA graph would replay); everything an intervention does happens outside it, through
+and the batch; a capturable learner splits it into `plan_update` (host) and `learn` (tensor work only), which a CUDA
+graph replays on a GPU (`cyclic_bench.capture`). Everything an intervention does happens outside it, through
 the hooks that `cyclic_bench.agent.Agent` calls around it, on the tensors listed here, in place. An intervention
 (`cyclic_bench.intervention`) reads and changes a learner only through this contract, so it is written once and
 runs on every learner; it never imports one.
@@ -108,9 +109,21 @@ class Learner(ABC):
     def batch_at(self, logical: torch.Tensor) -> Batch:
         """The stored transitions at buffer positions `logical` [S, B] (0 = oldest), e.g. for a probe of its own."""
 
+    capturable: ClassVar[bool] = False  # True where `update` is `plan_update` (host) then `learn` (tensor ops only)
+
     @abstractmethod
     def update(self, batch: Batch) -> tuple[str, ...]:
         """One gradient update on `batch`; returns the names of the networks whose optimizer stepped."""
+
+    def plan_update(self) -> tuple[str, ...]:
+        """Capturable learners: count the next update and name the networks it steps (host-side, no tensor is read)."""
+        raise NotImplementedError(f"{type(self).__name__} is not capturable")
+
+    def learn(self, batch: Batch, stepping: tuple[str, ...]) -> None:
+        """Capturable learners: the update's tensor work for `stepping` (from `plan_update`). Nothing in it reads a
+        tensor's value on the host, allocates outside the update or replaces a tensor other code holds, so one CUDA
+        graph per `stepping` replays it (`cyclic_bench.capture`)."""
+        raise NotImplementedError(f"{type(self).__name__} is not capturable")
 
     @abstractmethod
     def squared_td_error(self) -> torch.Tensor:

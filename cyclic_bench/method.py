@@ -28,6 +28,7 @@ class MethodSpec:
     total_steps: int  # environment steps per seed over the whole stream
     device: torch.device
     generation_steps: int | None = None  # the stream's ES fitness window, where it has one (Stream.generation_steps)
+    capture: bool = True  # on CUDA, replay capturable learners' updates from CUDA graphs (cyclic_bench.capture)
     obs_shape: tuple[int, ...] | None = None  # image observations: (channels, height, width) of the flat obs_dim; None: a vector
 
     @property

@@ -21,7 +21,7 @@ from cyclic_bench.registry import method_label
 from cyclic_bench.results import RunDir, run_metadata, write_json, write_text
 from cyclic_bench.trainer import Engine, EngineOptions
 
-RESUME_OVERRIDES = ("device", "progress", "env_workers")  # settings a resumed run may change; everything else comes from the run
+RESUME_OVERRIDES = ("device", "progress", "env_workers", "capture")  # settings a resumed run may change; everything else comes from the run
 
 
 def train(config: DictConfig, run_dir: str | Path) -> dict:
@@ -82,7 +82,7 @@ def storage_error(directory: RunDir, error: OSError, checkpoint_step: int | None
 
 
 def resume(run_dir: str | Path, **overrides) -> dict:
-    """Continue the run in `run_dir` from its last checkpoint; only `device` and `progress` may change."""
+    """Continue the run in `run_dir` from its last checkpoint; only the RESUME_OVERRIDES may change."""
     directory = RunDir(run_dir)
     require(directory.is_run(), f"resume={str(run_dir)!r} is not a run directory: it has no config.yaml")
     bad = sorted(set(overrides) - set(RESUME_OVERRIDES))

@@ -56,6 +56,7 @@ RESULT_NEUTRAL = (
     "progress",
     "checkpoint_every",
     "env_workers",
+    "capture",
     "resume",
 )  # keys that do not change results
 SCORE_LIMIT = 100.0  # |normalised score| above this (100x the reference) is not an agent's result but a broken entry

@@ -108,7 +108,11 @@ class Neuromodulated(Intervention):
 
     def modulate_exploration(self) -> None:
         """s_t = 1 + kappa_sigma * g_t, for the learner to apply to its exploration."""
-        self.learner.exploration_scale = 1.0 + self.config.noise_gain * self.surprise.share
+        scale = 1.0 + self.config.noise_gain * self.surprise.share
+        if self.learner.exploration_scale is None:
+            self.learner.exploration_scale = scale
+        else:
+            self.learner.exploration_scale.copy_(scale)  # in place: a captured update (SAC's entropy target) reads it
 
     def after_update(self, batch: Batch, stepped: tuple[str, ...]) -> None:
         learner = self.learner

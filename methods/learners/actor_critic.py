@@ -156,7 +156,7 @@ class OffPolicyActorCritic(Learner):
 
     def sample(self, positions: Callable[[torch.Tensor, int], torch.Tensor] = lambda logical, size: logical) -> Batch:
         """A uniform batch [S, B, ...] from each seed's own buffer (positions may be moved first)."""
-        logical = self.sample_rng.randint(self.replay.size, self.config.batch_size)
+        logical = self.sample_rng.randint(self.replay.size_now, self.config.batch_size)  # a device tensor: capturable
         return self.batch_at(positions(logical, self.replay.size))
 
     def stored(self) -> int:
@@ -164,6 +164,28 @@ class OffPolicyActorCritic(Learner):
 
     def batch_at(self, logical: torch.Tensor) -> Batch:
         return self.replay.get(self.replay.chronological(logical))
+
+    # ---- the update ---------------------------------------------------------------------------------------
+    @property
+    def capturable(self) -> bool:
+        """True while `update` is `plan_update` then `learn`: a subclass that overrides `update` runs it eagerly."""
+        return type(self).update is OffPolicyActorCritic.update
+
+    def update(self, batch: Batch) -> tuple[str, ...]:
+        stepping = self.plan_update()
+        self.learn(batch, stepping)
+        return stepping
+
+    def keep(self, **values: torch.Tensor) -> None:
+        """Record the update's losses into `last`, in place (a captured update writes the same tensors at every replay)."""
+        for name, value in values.items():
+            self.last[name].copy_(value.detach())
+
+    def drop_gradients(self) -> None:
+        """Every gradient back to None at the end of `learn`, so each update starts from the same state (one traced
+        graph per `stepping`; nothing reads a gradient between updates)."""
+        for optimizer in self.optimizers():
+            optimizer.zero_grad()
 
     # ---- learning helpers ---------------------------------------------------------------------------------
     @abstractmethod
@@ -227,7 +249,8 @@ class OffPolicyActorCritic(Learner):
 
     def load_extra_state(self, state: dict) -> None:
         self.replay.load_state_dict(state["replay"])
-        self.updates, self.last = state["updates"], state["last"]
+        self.updates = state["updates"]
+        self.keep(**state["last"])
         for name, net in self.networks.items():
             net.initial = state["initial"][name]
         for key, rng in self.random_streams().items():

@@ -141,7 +141,11 @@ class SAC(OffPolicyActorCritic):
         return self.last["critic_loss"]  # half the sum over two critics: their mean
 
     # ---- the update ---------------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> tuple[str, ...]:
+    def plan_update(self) -> tuple[str, ...]:
+        self.updates += 1
+        return ("critic", "actor")
+
+    def learn(self, batch: Batch, stepping: tuple[str, ...]) -> None:
         actor, critic = self.networks["actor"], self.networks["critic"]
         action, log_prob = self.sample_actions(batch["obs"], self.noise_rng)
         alpha, log_alpha = self.alpha(), self.temperature.log_value  # the losses below use alpha from before its step
@@ -159,17 +163,15 @@ class SAC(OffPolicyActorCritic):
         actor.optimizer.zero_grad()
         with_terms(actor_loss, actor).sum().backward()
         actor.optimizer.step(self.active)
-        critic.module.zero_grad(set_to_none=True)  # the actor's backward pass also reached the critic
         self.soft_update()
-        self.updates += 1
-        self.last |= {
-            "critic_loss": critic_loss.detach(),
-            "q_mean": q.detach().mean(dim=(1, 2)),
-            "actor_loss": actor_loss.detach(),
-            "temperature_loss": temperature_loss.detach(),
-            "entropy": -log_prob.detach().mean(dim=-1),
-        }
-        return ("critic", "actor")
+        self.drop_gradients()  # the actor's backward pass also reached the critic
+        self.keep(
+            critic_loss=critic_loss,
+            q_mean=q.mean(dim=(1, 2)),
+            actor_loss=actor_loss,
+            temperature_loss=temperature_loss,
+            entropy=-log_prob.mean(dim=-1),
+        )
 
     # ---- bookkeeping --------------------------------------------------------------------------------------
     def diagnostics(self) -> dict[str, torch.Tensor]:

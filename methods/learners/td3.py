@@ -84,22 +84,26 @@ class TD3(OffPolicyActorCritic):
         return self.last["critic_loss"] / 2  # the loss sums both critics' mean squared errors
 
     # ---- the update ---------------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> tuple[str, ...]:
+    def plan_update(self) -> tuple[str, ...]:
+        """Every update steps the critics; every `policy_delay`-th also the actor and the targets."""
+        self.updates += 1
+        return ("critic",) if self.updates % self.config.policy_delay else ("critic", "actor")
+
+    def learn(self, batch: Batch, stepping: tuple[str, ...]) -> None:
         actor, critic = self.networks["actor"], self.networks["critic"]
         critic_loss, q = self.critic_loss(batch, self.noise_rng)
         critic.optimizer.zero_grad()
         with_terms(critic_loss, critic).sum().backward()  # seeds are independent, so the sum's gradient is each seed's own
         critic.optimizer.step(self.active)
-        self.last["critic_loss"], self.last["q_mean"] = critic_loss.detach(), q.detach().mean(dim=(1, 2))
-
-        self.updates += 1
-        if self.updates % self.config.policy_delay != 0:
-            return ("critic",)
+        self.keep(critic_loss=critic_loss, q_mean=q.mean(dim=(1, 2)))
+        if "actor" not in stepping:
+            self.drop_gradients()
+            return
         actor_loss = self.actor_loss(batch)
         actor.optimizer.zero_grad()
-        with_terms(actor_loss, actor).sum().backward()
+        trained = [p for p in actor.module.parameters() if p.requires_grad]
+        with_terms(actor_loss, actor).sum().backward(inputs=trained)  # the actor's gradients only: not the critics' weights
         actor.optimizer.step(self.active)
-        critic.module.zero_grad(set_to_none=True)  # the actor's backward pass also reached the critic
-        self.last["actor_loss"] = actor_loss.detach()
+        self.keep(actor_loss=actor_loss)
         self.soft_update()
-        return ("critic", "actor")
+        self.drop_gradients()
