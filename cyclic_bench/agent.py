@@ -54,6 +54,10 @@ class Agent(Method):
             self.graphs = UpdateGraphs(lambda: (update_addresses(self.learner, self.intervention), self.batch_addresses()))
             self.runner = lambda stepping: self.graphs.run(stepping, lambda: self.update_step(stepping))
 
+    @classmethod
+    def check_resources(cls, config, spec: MethodSpec) -> None:
+        cls.Learner.check_resources(config, spec)
+
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         with self.intervention.computing():
             return self.learner.act(obs, explore)

@@ -125,6 +125,12 @@ def plan_run(config: DictConfig) -> RunPlan:
         f"method={config.method.name!r} cannot play {stream.name}: it has {stream.action_kind} actions; "
         f"the method supports {', '.join(sorted(method_cls.action_kinds))}",
     )
+    observations = "vector" if stream.obs_shape is None else "pixels"
+    require(
+        method_cls.observations == observations,
+        f"method={method_label(config.method.name, config.method.get('base'))} cannot play {stream.name}: it has {observations} "
+        f"observations and the method learns from {method_cls.observations} (pixels: method.base=drq with protocol.observation=pixels)",
+    )
     spec = MethodSpec(
         obs_dim=stream.obs_dim,
         action_dim=stream.action_dim,
@@ -135,7 +141,9 @@ def plan_run(config: DictConfig) -> RunPlan:
         device=device,
         generation_steps=stream.generation_steps,
         capture=config.get("capture", True),
+        obs_shape=stream.obs_shape,
     )
+    method_cls.check_resources(method_config, spec)
     return RunPlan(config, stream, method_cls, method_config, spec)
 
 

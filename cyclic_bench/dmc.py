@@ -17,6 +17,8 @@ task's random state and the step counter.
 
 from __future__ import annotations
 
+import ctypes.util
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +38,13 @@ PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION  # everything the next mj_st
 
 
 def suite():
-    """dm_control.suite, imported on first use (it loads a renderer and replaces MuJoCo's warning handler)."""
+    """dm_control.suite, imported on first use (it loads a renderer and replaces MuJoCo's warning handler).
+
+    Its renderer is chosen at that import: headless EGL (Mesa's on a CPU, the driver's on a GPU) where libEGL is
+    installed and MUJOCO_GL does not name another, so pixel tasks render without a display.
+    """
+    if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("EGL"):
+        os.environ["MUJOCO_GL"] = "egl"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="glfw")  # no display: rendering is not used by state-based tasks
         from dm_control import suite as dm_suite
@@ -56,8 +64,9 @@ def split_task_name(name: str) -> tuple[str, str]:
     return domain, task
 
 
-def load(domain: str, task: str, seed: int):
-    """A dm_control environment without a time limit of its own (the pool counts steps), with a tiny skybox.
+def load(domain: str, task: str, seed: int, rendered: bool = False):
+    """A dm_control environment without a time limit of its own (the pool counts steps), with a tiny skybox
+    unless it is `rendered`.
 
     The suite's skybox is an 800x800 texture generated at compile time: 95% of the load time and 11.5 MB of
     each environment's memory. Only rendered images show it, so state-based tasks compile an 8x8 one.
@@ -66,7 +75,8 @@ def load(domain: str, task: str, seed: int):
     from dm_control.suite import common
 
     original = common.ASSETS[SKYBOX_ASSET]
-    common.ASSETS[SKYBOX_ASSET] = original.replace(b'width="800" height="800"', b'width="8" height="8"')
+    if not rendered:
+        common.ASSETS[SKYBOX_ASSET] = original.replace(b'width="800" height="800"', b'width="8" height="8"')
     try:
         return dm_suite.load(domain, task, task_kwargs={"random": seed, "time_limit": float("inf")})
     finally:
@@ -120,10 +130,12 @@ def flatten(observation: dict, keys: Sequence[str]) -> np.ndarray:
 class DMCPool(EnvPool):
     """dm_control environments of one task stepped in this process, with action repeat and exact snapshots."""
 
+    rendered: bool = False  # whether observations are rendered images (the full skybox is compiled then)
+
     def __init__(self, domain: str, task: str, seeds: Sequence[int], action_repeat: int = 1, episode_length: int = SUITE_EPISODE_LENGTH):
         check_timing(action_repeat, episode_length)
         self.spec = describe(domain, task)
-        self.envs = [load(domain, task, int(seed)) for seed in seeds]
+        self.envs = [load(domain, task, int(seed), rendered=self.rendered) for seed in seeds]
         self.seeds = list(seeds)
         self.n = len(self.envs)
         self.action_repeat, self.episode_length = action_repeat, episode_length
@@ -134,7 +146,15 @@ class DMCPool(EnvPool):
         if seed is not None:
             env.task.random.seed(int(seed))
         self.elapsed[i] = 0
-        return flatten(env.reset().observation, self.spec.observation_keys)
+        return self.observe(i, env.reset().observation, start=True)
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    def observe(self, i: int, observation: dict, start: bool) -> np.ndarray:
+        """Environment i's observation after a reset (`start`) or a step: here its state vector."""
+        return flatten(observation, self.spec.observation_keys)
 
     def reset(self, seeds: Sequence[int] | None = None) -> np.ndarray:
         seeds = self.seeds if seeds is None else seeds
@@ -142,7 +162,7 @@ class DMCPool(EnvPool):
 
     def step(self, actions: np.ndarray, which: np.ndarray | None = None, autoreset: bool = True) -> PoolStep:
         indices = range(self.n) if which is None else np.flatnonzero(which)
-        obs_dim = self.spec.obs_dim
+        obs_dim = self.obs_dim
         out = PoolStep(
             obs=np.zeros((self.n, obs_dim), np.float32),
             reward=np.zeros(self.n, np.float32),
@@ -160,7 +180,7 @@ class DMCPool(EnvPool):
                     break
             terminated = time_step.last() and time_step.discount == 0.0
             truncated = not terminated and (time_step.last() or self.elapsed[i] >= self.episode_length)
-            obs = flatten(time_step.observation, self.spec.observation_keys)
+            obs = self.observe(i, time_step.observation, start=False)
             out.final_obs[i], out.reward[i], out.terminated[i], out.truncated[i] = obs, reward, terminated, truncated
             out.obs[i] = self._reset_one(i, None) if autoreset and (terminated or truncated) else obs
         return out

@@ -67,6 +67,7 @@ class Learner(ABC):
     Config: ClassVar[type]
     action_kinds: ClassVar[frozenset[str]] = frozenset({"continuous"})
     supports: ClassVar[frozenset[str] | None] = None  # the interventions it runs with; None: every one
+    observations: ClassVar[str] = "vector"  # what it learns from: "vector" or "pixels"
 
     networks: dict[str, Network]  # its trained networks, by name
     updates: int  # gradient updates so far (incremented inside `update`)
@@ -79,6 +80,10 @@ class Learner(ABC):
     @abstractmethod
     def network_options(cls, config) -> dict[str, NetworkOptions]:
         """How each network is built, from the config (before interventions change it)."""
+
+    @classmethod
+    def check_resources(cls, config, spec: MethodSpec) -> None:
+        """Refuse, in one line and before anything is allocated, a run whose memory cannot fit (default: no check)."""
 
     @abstractmethod
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:

@@ -29,6 +29,7 @@ class MethodSpec:
     device: torch.device
     generation_steps: int | None = None  # the stream's ES fitness window, where it has one (Stream.generation_steps)
     capture: bool = True  # on CUDA, replay capturable learners' updates from CUDA graphs (cyclic_bench.capture)
+    obs_shape: tuple[int, ...] | None = None  # image observations: (channels, height, width) of the flat obs_dim; None: a vector
 
     @property
     def n_seeds(self) -> int:
@@ -54,6 +55,7 @@ class Method(ABC):
     Config: ClassVar[type]
     action_kinds: ClassVar[frozenset[str]] = frozenset({"continuous"})
     uses_random_warmup: ClassVar[bool] = True  # off-policy learners fill their buffer with random actions first
+    observations: ClassVar[str] = "vector"  # what it learns from: "vector" or "pixels" (a stream's obs_shape says which it has)
     envs_per_seed: int = 1  # environments each seed steps at once (an ES population is > 1)
 
     def __init__(self, config, spec: MethodSpec):
@@ -67,6 +69,10 @@ class Method(ABC):
     @abstractmethod
     def observe(self, transition: Transition) -> None:
         """Store the step and learn as the method's own schedule says."""
+
+    @classmethod
+    def check_resources(cls, config, spec: MethodSpec) -> None:
+        """Refuse, in one line and before anything is allocated, a run whose memory cannot fit (default: no check)."""
 
     def on_task_start(self, task_index: int) -> None:
         """A new task begins (called only where the protocol makes task boundaries visible)."""

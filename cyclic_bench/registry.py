@@ -171,6 +171,7 @@ def _make_pair(name: str, learner: str) -> tuple[type, type]:
             raise TypeError(f"intervention {name} and learner {learner} both have the settings {', '.join(sorted(shared - {'name'}))}")
     config = _config_class(f"{intervention_cls.__name__}_{learner}_Config", bases, {"name": name, "base": learner, **defaults})
     attributes = {"Learner": learner_cls, "Intervention": intervention_cls, "Config": config, "action_kinds": learner_cls.action_kinds}
+    attributes["observations"] = learner_cls.observations
     attributes["__module__"] = (learner_cls if name == learner else intervention_cls).__module__  # where the method is written
     return type(f"{intervention_cls.__name__}On{learner_cls.__name__}", (Agent,), attributes), config
 

@@ -34,6 +34,7 @@ class Task:
     action_high: tuple[float, ...] | None = None
     online_score: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # score from training-window means (bandits)
     random_source: str = "uniform random actions, measured by the suite"  # how random_return was obtained (the score's 0)
+    obs_shape: tuple[int, ...] | None = None  # image observations: (channels, height, width), flattened into obs_dim; None: a vector
 
     def normalize(self, episode_return: np.ndarray | float) -> np.ndarray | float:
         """0 for the random policy, 1 for the reference return."""
@@ -80,6 +81,12 @@ class Stream:
         require(self.warmup_steps >= 0, f"warmup_steps={self.warmup_steps} is not allowed: it must be >= 0")
         names = [task.name for task in self.eval_tasks]
         require(len(set(names)) == len(names), f"stream {self.name!r} names a task twice: {names}")
+        shapes = {task.obs_shape for task in self.eval_tasks}
+        require(len(shapes) == 1, f"stream {self.name!r} mixes observation shapes {sorted(map(str, shapes))}; give its tasks one")
+        require(
+            self.obs_shape is None or not self.task_aware,
+            f"stream {self.name!r}: task_aware is not allowed with image observations (a one-hot cannot join an image)",
+        )
         kinds = {task.action_kind for task in self.eval_tasks}
         require(len(kinds) == 1 and kinds <= set(ACTION_KINDS), f"tasks mix action kinds {sorted(kinds)}; use one of {ACTION_KINDS}")
 
@@ -91,6 +98,11 @@ class Stream:
     def eval_tasks(self) -> tuple[Task, ...]:
         """The tasks every evaluation plays: the stream's own, then the held-out ones."""
         return self.tasks + self.held_out
+
+    @property
+    def obs_shape(self) -> tuple[int, ...] | None:
+        """The image shape of every task's observations, or None where they are vectors."""
+        return self.tasks[0].obs_shape
 
     @property
     def total_steps(self) -> int:

@@ -29,6 +29,16 @@ Means at 1000 steps (standard error in brackets):
   dog-stand 20.1 (0.6)         dog-walk 7.7 (0.6)           dog-run 4.7 (0.2)          dog-trot 6.5 (0.5)
   cheetah-run 4.1 (0.1)        hopper-hop 0.1 (0.0)         finger-spin 0.5 (0.1)
 
+Pixels (`protocol.observation=pixels`, NE's second setting, with `method.base=drq`): each observation is the last
+`frame_stack` (3) rendered `image_size` x `image_size` (84) RGB frames (cyclic_bench/dmc_pixels.py), the same
+streams in the same order. `action_repeat` defaults per task to DrQ's (cartpole 8; reacher, cheetah, ball_in_cup 4;
+finger, walker and every other domain 2); setting it gives every task that value. Budgets (`steps_per_task`,
+`eval_every`, `warmup_steps`) count agent steps, in both settings and for every method alike: one agent step is one
+decision, one stored transition and `action_repeat` simulator (control) steps, so a 100k-step visit of walker-walk
+from pixels simulates 200k control steps (DrQ's papers plot simulator steps: divide theirs by the action repeat to
+compare). The smoke size renders 32 x 32 images (seconds per update on a CPU); lite and full render 84 x 84.
+`task_aware` is refused with pixels (a one-hot cannot join an image).
+
 Memory: every environment compiles its own model, about 5 MB (walker, cheetah, hopper, finger, quadruped)
 or 105 MB (dog), and a run holds seeds x (1 + eval_episodes x tasks) of them (evaluation environments stay
 open). Dog at full size with 30 seeds would need about 130 GB: shard the seeds (`seeds=10 first_seed=0,10,20`).
@@ -36,15 +46,18 @@ open). Dog at full size with 30 seeds would need about 130 GB: shard the seeds (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
 from cyclic_bench.dmc import SUITE_EPISODE_LENGTH, DMCPool, check_timing, describe, split_task_name
-from cyclic_bench.errors import require
+from cyclic_bench.dmc_pixels import PixelDMCPool, pixel_action_repeat, pixel_shape
+from cyclic_bench.errors import Rule, integer, one_of, require, require_settings
 from cyclic_bench.normalization import random_return_at
 from cyclic_bench.registry import register_protocol, resolve_size
 from cyclic_bench.stream import Stream, Task
 
+OBSERVATIONS = ("states", "pixels")
 MAXIMUM = "maximum return: every control step rewarded 1 (per-step rewards lie in [0, 1])"
 
 STREAMS = {
@@ -79,6 +92,7 @@ SIZES = {
         eval_episodes=1,
         warmup_steps=50,
         episode_length=50,
+        image_size=32,
     ),
     # 100k steps per task visit, the "DMC100k" budget (Srinivas et al. 2020, CURL, Table 1)
     "lite": dict(
@@ -88,6 +102,7 @@ SIZES = {
         eval_episodes=5,
         warmup_steps=5_000,
         episode_length=SUITE_EPISODE_LENGTH,
+        image_size=84,
     ),
     # 500k steps per task visit, the "DMC500k" budget (same source)
     "full": dict(
@@ -97,8 +112,15 @@ SIZES = {
         eval_episodes=10,
         warmup_steps=25_000,
         episode_length=SUITE_EPISODE_LENGTH,
+        image_size=84,
     ),
 }
+
+
+def optional(rule: Rule) -> Rule:
+    """`rule`, or None (the size's preset)."""
+    ok, allowed = rule
+    return (lambda v: v is None or ok(v)), f"{allowed}, or null for the size's preset"
 
 
 @dataclass
@@ -113,9 +135,19 @@ class CyclicDMCConfig:
     eval_episodes: int | None = None  # deterministic episodes per seed and task at each evaluation
     warmup_steps: int | None = None  # random-action steps at the start of the stream
     episode_length: int | None = None  # control steps per episode (1000 in the suite; smoke shortens it)
-    action_repeat: int = 1  # control steps each action is held for, rewards summed
+    action_repeat: int | None = None  # control steps each action is held for, rewards summed; None: 1 (states), DrQ's per task (pixels)
     task_aware: bool = False  # append a one-hot task id to observations
     boundaries_visible: bool = True  # tell methods when the task switches
+    observation: str = "states"  # states | pixels: the task's state vector, or stacked rendered frames
+    image_size: int | None = None  # pixels: rendered height and width (the size's preset: 32 smoke, 84 otherwise)
+    frame_stack: int = 3  # pixels: frames per observation
+
+    def __post_init__(self) -> None:
+        require_settings(
+            "protocol",
+            self,
+            {"observation": one_of(list(OBSERVATIONS)), "image_size": optional(integer(16)), "frame_stack": integer(1)},
+        )
 
 
 def resolve(config: CyclicDMCConfig) -> dict:
@@ -124,10 +156,25 @@ def resolve(config: CyclicDMCConfig) -> dict:
     return resolve_size(config, SIZES, tasks=STREAMS[config.stream])
 
 
-def make_task(name: str, action_repeat: int, episode_length: int) -> Task:
-    """The dm_control task `name` ('domain-task'), scored from its random-policy return to its maximum return."""
+def make_task(name: str, action_repeat: int | None, episode_length: int, pixels: tuple[int, int] | None = None) -> Task:
+    """The dm_control task `name` ('domain-task'), scored from its random-policy return to its maximum return.
+
+    `pixels` = (image size, frame stack) makes its observations stacked frames; `action_repeat` None takes the
+    setting's default (1 for states, DrQ's per-domain value for pixels).
+    """
     domain, task = split_task_name(name)
     spec = describe(domain, task)
+    if action_repeat is None:
+        action_repeat = 1 if pixels is None else pixel_action_repeat(domain)
+    check_timing(action_repeat, episode_length)
+    options = dict(action_repeat=action_repeat, episode_length=episode_length)
+    if pixels is None:
+        make_pool, obs_dim, obs_shape = partial(DMCPool, domain, task, **options), spec.obs_dim, None
+    else:
+        image_size, frame_stack = pixels
+        obs_shape = pixel_shape(image_size, frame_stack)
+        options |= dict(image_size=image_size, frame_stack=frame_stack)
+        make_pool, obs_dim = partial(PixelDMCPool, domain, task, **options), math.prod(obs_shape)
     if name in RANDOM_RETURNS:
         random_return, random_source = random_return_at(RANDOM_RETURNS[name], episode_length)
         if action_repeat != 1:
@@ -136,26 +183,27 @@ def make_task(name: str, action_repeat: int, episode_length: int) -> Task:
         random_return, random_source = 0.0, "not measured for this task: return 0 stands in for the random policy"
     return Task(
         name=name,
-        obs_dim=spec.obs_dim,
+        obs_dim=obs_dim,
         action_dim=spec.action_dim,
-        make_pool=partial(DMCPool, domain, task, action_repeat=action_repeat, episode_length=episode_length),
+        make_pool=make_pool,
         random_return=random_return,
         reference_return=float(episode_length),
         reference_source=f"{MAXIMUM}, over {episode_length} control steps",
         random_source=random_source,
         action_low=spec.action_low,
         action_high=spec.action_high,
+        obs_shape=obs_shape,
     )
 
 
 @register_protocol("cyclic_dmc", CyclicDMCConfig)
 def build(config: CyclicDMCConfig) -> Stream:
     s = resolve(config)
-    check_timing(config.action_repeat, s["episode_length"])
-    label = config.stream if config.tasks is None else "custom"
+    pixels = (s["image_size"], config.frame_stack) if config.observation == "pixels" else None
+    label = (config.stream if config.tasks is None else "custom") + ("-pixels" if pixels else "")
     return Stream(
         name=f"cyclic_dmc-{label}-{config.size}",
-        tasks=tuple(make_task(name, config.action_repeat, s["episode_length"]) for name in s["tasks"]),
+        tasks=tuple(make_task(name, config.action_repeat, s["episode_length"], pixels) for name in s["tasks"]),
         steps_per_task=s["steps_per_task"],
         cycles=s["cycles"],
         eval_every=s["eval_every"],

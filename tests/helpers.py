@@ -96,6 +96,7 @@ def spec_for(stream: Stream, seed_ids: Sequence[int] = (0, 1, 2)) -> MethodSpec:
         stream.total_steps,
         torch.device("cpu"),
         stream.generation_steps,
+        obs_shape=stream.obs_shape,
     )
 
 

@@ -50,8 +50,8 @@ def test_list_names_every_registered_method_and_protocol(capsys):
 def test_list_shows_learners_interventions_and_the_learners_each_runs_on(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "learners:      sac, td3" in out
-    assert re.search(r"^  redo +td3, sac$", out, re.M) and re.search(r"^  neuromodulated_td3 +td3$", out, re.M)
+    assert "learners:      drq, sac, td3" in out
+    assert re.search(r"^  redo +td3, drq, sac$", out, re.M) and re.search(r"^  neuromodulated_td3 +td3$", out, re.M)
     assert "hebbian" in out.split("methods:")[1].splitlines()[0]
 
 

@@ -44,7 +44,7 @@ PALETTE = [  # 24 colours distinct on white, the most distinct first
 ]  # fmt: skip
 CONTINUOUS = ["td3", "reset", "reset_switch", "ne", "redo", "plasticity_injection", "layer_norm", "shrink_perturb", "nap", "cbp"]
 CONTINUOUS += ["neuromodulated_td3", "ne_no_growth", "ne_no_prune", "ne_no_review", "hebbian", "static_es", "ne_public"]
-CONTINUOUS += ["sac", "neuromodulated", "l2_init", "crelu", "hare_tortoise", "parseval"]
+CONTINUOUS += ["sac", "neuromodulated", "l2_init", "crelu", "hare_tortoise", "parseval", "drq"]
 BANDIT = ["epsilon_greedy", "boltzmann", "ucb", "discounted_ucb", "discounted_ucb_999", "thompson", "achna", "achna_constant"]
 BANDIT += ["achna_ratio", "achna_jan2023"]
 # each suite method's palette slot; bandit methods (discrete actions) never share a board with continuous-control ones

@@ -108,13 +108,18 @@ SMALL = {  # settings that make every method small and quick, where it has them 
     "every": 10,  # shrink & perturb
     "reset_every": 20,
     "inject_at": [20],
+    "conv_channels": 4,  # DrQ's encoder
+    "feature_dim": 8,
 }
+PIXELS = ["protocol=cyclic_dmc", "protocol.observation=pixels", "protocol.image_size=16", "protocol.tasks=[walker-walk]"]
 
 
 def small_plan(name: str):
     fields = {f.name for f in dataclasses.fields(get_method(name)[1])}
     continuous = "continuous" in get_method(name)[0].action_kinds
     protocol = ["protocol=cyclic_mujoco", "protocol.warmup_steps=0", "protocol.max_episode_steps=10"] if continuous else ["protocol=bandit"]
+    if get_method(name)[0].observations == "pixels":
+        protocol = [*PIXELS, "protocol.warmup_steps=0", "protocol.episode_length=20"]
     defaults = get_method(name)[1]()
     small = {k: [v] * len(getattr(defaults, k)) if k.endswith("hidden") else v for k, v in SMALL.items() if k in fields}
     settings = [f"method.{k}={v}".replace(" ", "") for k, v in small.items()]

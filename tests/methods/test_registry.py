@@ -42,7 +42,13 @@ PLAYER = {"continuous": "td3", "discrete": "epsilon_greedy"}  # the method each 
 SMALL_POPULATION = ["method.population=4", "method.hidden=[16,16]", "method.generation_steps=25"]  # evolution strategies
 INTERVENTIONS_DIR = Path(__file__).resolve().parents[2] / "methods" / "interventions"
 ENTRIES = Path(__file__).resolve().parents[2] / "leaderboards" / "cyclic_mujoco" / "smoke" / "entries"
+VECTOR_PAIRS = [
+    (name, learner) for name, learner in pairs() if get_method(name, learner)[0].observations == "vector"
+]  # pixels: test_drq.py
 OTHER_LEARNERS = [(name, learner) for name, learner in pairs() if learner != default_learner(name)]
+PIXELS = ["protocol=cyclic_dmc", "protocol.observation=pixels", "protocol.image_size=16", "protocol.episode_length=8"]
+PIXELS += ["protocol.tasks=[walker-walk,walker-run]", "protocol.steps_per_task=20", "protocol.eval_every=20", "protocol.warmup_steps=10"]
+PIXEL_SMALL = ["method.batch_size=8", "method.conv_channels=4", "method.feature_dim=8"]  # with small(): a tiny DrQ
 SWITCH = 25  # the task switch of the invariant checks' 40 transitions
 ACTING = {  # settings that make a mechanism act within those 40 transitions (updates start at the 16th), and the proof it did
     "redo": (dict(redo_every=5, redo_tau=0.5), lambda agent: agent.intervention.recycled["critic"][0] > 0),
@@ -70,13 +76,15 @@ def kind_of(method: str) -> str:
 
 
 def small(method: str, learner: str | None = None) -> list[str]:
-    """32-unit networks of the method's own depths (ne_public's critic has three hidden layers); small ES populations."""
+    """32-unit networks of the method's own depths (ne_public's critic has three hidden layers); small ES populations;
+    a pixel learner also gets a tiny encoder and batch, and a short stream of 16 x 16 images (one task switch)."""
     config = get_method(method, learner)[1]()
     if hasattr(config, "population"):  # the paper's 200 members would not divide the smoke stream's evaluation interval
         return SMALL_POPULATION
     if not hasattr(config, "critic_hidden"):
         return []
-    return [f"method.{net}_hidden=[{','.join(['32'] * len(getattr(config, f'{net}_hidden')))}]" for net in ("actor", "critic")]
+    sizes = [f"method.{net}_hidden=[{','.join(['32'] * len(getattr(config, f'{net}_hidden')))}]" for net in ("actor", "critic")]
+    return sizes + (PIXELS + PIXEL_SMALL if get_method(method, learner)[0].observations == "pixels" else [])
 
 
 def check_summary(summary: dict, run_dir) -> None:
@@ -88,8 +96,16 @@ def check_summary(summary: dict, run_dir) -> None:
 
 @pytest.mark.parametrize("name", method_names())
 def test_every_method_runs_a_smoke_stream(tmp_path, name):
-    protocol = SMOKE_PROTOCOL[kind_of(name)]
-    overrides = [f"method={name}", f"protocol={protocol}", "protocol.size=smoke", "seeds=2", "progress=false", *small(name)]
+    pixels = get_method(name)[0].observations == "pixels"
+    protocol = "cyclic_dmc" if pixels else SMOKE_PROTOCOL[kind_of(name)]
+    overrides = [
+        f"method={name}",
+        *([] if pixels else [f"protocol={protocol}"]),
+        "protocol.size=smoke",
+        "seeds=2",
+        "progress=false",
+        *small(name),
+    ]
     summary = train(compose_config(overrides), tmp_path)
     assert summary["method"] == name and summary["protocol"] == protocol
     check_summary(summary, tmp_path)
@@ -99,7 +115,8 @@ def test_every_method_runs_a_smoke_stream(tmp_path, name):
 def test_every_intervention_runs_a_smoke_cycle_on_every_other_learner(tmp_path, name, learner):
     """`method=<name> method.base=<learner>` on a short smoke stream: one cycle, both tasks (a visible task switch)."""
     short = ["protocol.cycles=1", "protocol.steps_per_task=100", "protocol.eval_every=50", "protocol.warmup_steps=50"]
-    overrides = [f"method={name}", f"method.base={learner}", "protocol.size=smoke", *short, "seeds=2", "progress=false"]
+    pixels = get_method(name, learner)[0].observations == "pixels"
+    overrides = [f"method={name}", f"method.base={learner}", "protocol.size=smoke", *([] if pixels else short), "seeds=2", "progress=false"]
     config = compose_config([*overrides, *small(name, learner)])
     assert config.method.base == learner and config.method.name == name
     summary = train(config, tmp_path)
@@ -107,7 +124,7 @@ def test_every_intervention_runs_a_smoke_cycle_on_every_other_learner(tmp_path, 
     check_summary(summary, tmp_path)
 
 
-@pytest.mark.parametrize(("name", "learner"), pairs())
+@pytest.mark.parametrize(("name", "learner"), VECTOR_PAIRS)
 def test_every_pair_keeps_a_seed_the_same_alone_and_in_a_batch_and_resumes_exactly(name, learner, cpu_threads):
     """With settings that make its mechanism act (ACTING): seed 5 alone = row 1 of seeds (4, 5, 6); a checkpoint
     taken mid-way and loaded into a fresh agent continues bit for bit."""
@@ -172,7 +189,7 @@ def test_unknown_names_list_the_known_ones():
 
 
 def test_learners_and_interventions_pair_up_and_each_intervention_defaults_to_td3():
-    assert learner_names() == ["sac", "td3"]
+    assert learner_names() == ["drq", "sac", "td3"]
     assert {"redo", "ne", "l2_init", "crelu", "hare_tortoise", "parseval"} <= set(intervention_names())
     for name in intervention_names():
         assert (name, "td3") in pairs() and get_method(name)[1]().base == "td3"
@@ -186,7 +203,7 @@ def test_learners_and_interventions_pair_up_and_each_intervention_defaults_to_td
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["method=redo", "method.base=ppo"], "method.base=ppo is not a known learner; known: sac, td3"),
+        (["method=redo", "method.base=ppo"], "method.base=ppo is not a known learner; known: drq, sac, td3"),
         (["method=td3", "method.base=sac"], "method.base=sac is not allowed: method=td3 is a learner itself; use method=sac"),
         (["method=hebbian", "method.base=sac"], "method.base=sac is not allowed: method=hebbian is a standalone method"),
         (["method=neuromodulated_td3", "method.base=sac"], "not allowed for method=neuromodulated_td3; it runs on: td3"),
@@ -261,9 +278,9 @@ def test_a_learner_that_supports_only_some_interventions_pairs_with_only_those(m
     class Probe(Intervention):
         pass
 
-    assert registry.learners_of("reset") == ["td3", "narrow", "sac"] and registry.learners_of("redo") == ["td3", "sac"]
+    assert registry.learners_of("reset") == ["td3", "drq", "narrow", "sac"] and registry.learners_of("redo") == ["td3", "drq", "sac"]
     assert registry.learners_of("probe") == ["td3"]
-    with pytest.raises(ConfigError, match="method.base=narrow is not allowed for method=redo; it runs on: td3, sac"):
+    with pytest.raises(ConfigError, match="method.base=narrow is not allowed for method=redo; it runs on: td3, drq, sac"):
         get_method("redo", "narrow")
     agent = make("reset", "narrow", reset_every=10)
     assert isinstance(agent.learner, Narrow) and torch.equal(agent.active, agent.learner.active)
