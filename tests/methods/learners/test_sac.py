@@ -1,20 +1,16 @@
-import csv
 import dataclasses
 import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from cyclic_bench.methods.learners.sac import SAC, SACConfig
-from helpers import transitions
+from helpers import inverted_pendulum_returns, transitions
 from method_checks import assert_round_trip, assert_seed_independent, spec
 from method_checks import make as make_pair
 
-from cyclic_bench.cli import compose_config
 from cyclic_bench.errors import ConfigError
-from cyclic_bench.run import train
 
 REFERENCE = Path(__file__).with_name("sac_reference.json")  # written by make_sac_reference.py with Stable-Baselines3
 
@@ -154,25 +150,5 @@ def test_bad_settings_are_refused_in_one_line():
 @pytest.mark.slow
 def test_sac_learns_inverted_pendulum(tmp_path):
     """In 8k steps SAC (64-unit networks, for CPU speed) goes from the random policy's return (9.1) to over 40, like TD3."""
-    config = compose_config(
-        [
-            "method=sac",
-            "method.actor_hidden=[64,64]",
-            "method.critic_hidden=[64,64]",
-            "protocol.tasks=[InvertedPendulum]",
-            "protocol.steps_per_task=8000",
-            "protocol.cycles=1",
-            "protocol.eval_every=4000",
-            "protocol.eval_episodes=5",
-            "protocol.warmup_steps=1000",
-            "protocol.max_episode_steps=1000",
-            "seeds=2",
-            "progress=false",
-        ]
-    )
-    train(config, tmp_path)
-    with open(tmp_path / "evaluations.csv") as f:
-        rows = list(csv.DictReader(f))
-    first = np.mean([float(r["return"]) for r in rows if r["step"] == "0"])
-    final = np.mean([float(r["return"]) for r in rows if r["step"] == "8000"])
+    first, final = inverted_pendulum_returns("sac", tmp_path)
     assert final >= 40 and final >= 4 * first, (first, final)

@@ -1,14 +1,8 @@
-import csv
-
-import numpy as np
 import pytest
 import torch
-from helpers import transitions
+from helpers import inverted_pendulum_returns, transitions
 from method_checks import make as make_pair
 from method_checks import pick
-
-from cyclic_bench.cli import compose_config
-from cyclic_bench.run import train
 
 
 def make(seed_ids, **overrides):
@@ -99,25 +93,5 @@ def test_td3_learns_inverted_pendulum(tmp_path):
     Balancing for the full 1000 steps takes TD3 tens of thousands of steps; a plain single-seed PyTorch TD3 with
     the same settings scores 57-122 over 3k-15k steps, like this one.
     """
-    config = compose_config(
-        [
-            "method=td3",
-            "method.actor_hidden=[64,64]",
-            "method.critic_hidden=[64,64]",
-            "protocol.tasks=[InvertedPendulum]",
-            "protocol.steps_per_task=8000",
-            "protocol.cycles=1",
-            "protocol.eval_every=4000",
-            "protocol.eval_episodes=5",
-            "protocol.warmup_steps=1000",
-            "protocol.max_episode_steps=1000",
-            "seeds=2",
-            "progress=false",
-        ]
-    )
-    train(config, tmp_path)
-    with open(tmp_path / "evaluations.csv") as f:
-        rows = list(csv.DictReader(f))
-    first = np.mean([float(r["return"]) for r in rows if r["step"] == "0"])
-    final = np.mean([float(r["return"]) for r in rows if r["step"] == "8000"])
+    first, final = inverted_pendulum_returns("td3", tmp_path)
     assert final >= 40 and final >= 4 * first, (first, final)
