@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from cyclic_bench.cli import compose_config
@@ -14,6 +15,7 @@ from cyclic_bench.envs import EnvPool, PoolStep
 from cyclic_bench.method import Method, MethodSpec, Transition
 from cyclic_bench.run import train
 from cyclic_bench.stream import Stream, Task
+from cyclic_bench.trainer import Engine
 
 
 class ToyPool(EnvPool):
@@ -174,3 +176,29 @@ def inverted_pendulum_returns(method: str, folder: Path) -> tuple[float, float]:
         rows = list(csv.DictReader(f))
     first, final = ([float(r["return"]) for r in rows if r["step"] == step] for step in ("0", "8000"))
     return float(np.mean(first)), float(np.mean(final))
+
+
+class Killed(Exception):
+    """What `run_killed_at` raises inside the engine: a kill at a chosen step."""
+
+
+def run_killed_at(step: int, run: Callable[[], object], monkeypatch) -> None:
+    """Call `run`, which trains through the engine, and kill it on reaching training step `step` (nothing after that
+    step runs, as when the process is killed there); the engine is whole again afterwards."""
+    original = Engine.train_step
+
+    def dies(self, task_index):
+        if self.step == step:
+            raise Killed
+        original(self, task_index)
+
+    monkeypatch.setattr(Engine, "train_step", dies)
+    with pytest.raises(Killed):
+        run()
+    monkeypatch.setattr(Engine, "train_step", original)
+
+
+def assert_same_rows(resumed: Path, whole: Path, tables: Sequence[str] = ("evaluations.csv", "diagnostics.csv")) -> None:
+    for table in tables:
+        with open(resumed / table) as a, open(whole / table) as b:
+            assert list(csv.DictReader(a)) == list(csv.DictReader(b)), table

@@ -3,7 +3,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from helpers import Recorder, spec_for, toy_stream, toy_task
+from helpers import Recorder, assert_same_rows, run_killed_at, spec_for, toy_stream, toy_task
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.results import RunDir
@@ -98,24 +98,10 @@ def test_resume_from_a_checkpoint_loses_and_doubles_nothing(tmp_path, monkeypatc
     stream = toy_stream()
     run_engine(tmp_path / "full", stream)
 
-    class Killed(Exception):
-        pass
-
-    original = Engine.train_step
-
-    def dies_at_step_25(self, task_index):
-        if self.step == 25:
-            raise Killed
-        original(self, task_index)
-
-    monkeypatch.setattr(Engine, "train_step", dies_at_step_25)
-    with pytest.raises(Killed):
-        run_engine(tmp_path / "killed", stream)
+    run_killed_at(25, lambda: run_engine(tmp_path / "killed", stream), monkeypatch)
     assert max(int(r["step"]) for r in read(tmp_path / "killed" / "evaluations.csv")) == 20
-    monkeypatch.setattr(Engine, "train_step", original)
     run_engine(tmp_path / "killed", stream)
-    for table in ("evaluations.csv", "diagnostics.csv"):
-        assert read(tmp_path / "killed" / table) == read(tmp_path / "full" / table)
+    assert_same_rows(tmp_path / "killed", tmp_path / "full")
 
 
 def test_held_out_tasks_are_evaluated_never_trained_and_get_no_task_id(tmp_path):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from cyclic_bench.methods.hebbian import RULES, HebbianConfig, HebbianES
-from helpers import spec_for, toy_stream
+from helpers import assert_same_rows, run_killed_at, spec_for, toy_stream
 
 from cyclic_bench.errors import ConfigError
 from cyclic_bench.events import zero_fraction
@@ -170,24 +170,10 @@ def test_aligned_windows_score_each_episode_once_and_hidden_boundaries_change_no
 def test_a_killed_run_resumes_mid_window_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
     run_toy(tmp_path / "full", generation_steps=10)
 
-    class Killed(Exception):
-        pass
-
-    original = Engine.train_step
-
-    def dies_at_step_60(self, task_index):
-        if self.step == 4 * 15:  # one step after an evaluation (and checkpoint), five steps into a window
-            raise Killed
-        original(self, task_index)
-
-    monkeypatch.setattr(Engine, "train_step", dies_at_step_60)
-    with pytest.raises(Killed):
-        run_toy(tmp_path / "killed", generation_steps=10)
-    monkeypatch.setattr(Engine, "train_step", original)
+    # one step after an evaluation (and checkpoint), five steps into a window
+    run_killed_at(4 * 15, lambda: run_toy(tmp_path / "killed", generation_steps=10), monkeypatch)
     run_toy(tmp_path / "killed", generation_steps=10)
-    for table in ("evaluations.csv", "diagnostics.csv"):
-        with open(tmp_path / "killed" / table) as a, open(tmp_path / "full" / table) as b:
-            assert list(csv.DictReader(a)) == list(csv.DictReader(b)), table
+    assert_same_rows(tmp_path / "killed", tmp_path / "full")
 
 
 def test_a_seed_plays_the_same_alone_and_inside_a_batch():

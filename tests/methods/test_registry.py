@@ -2,14 +2,13 @@
 the seed and checkpoint invariants; every protocol's smoke size runs end to end; `method.base` picks the learner."""
 
 import ast
-import csv
 import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMALL, spec_for, toy_stream
+from helpers import SMALL, assert_same_rows, run_killed_at, spec_for, toy_stream
 from method_checks import assert_round_trip, assert_seed_independent, make
 from omegaconf import OmegaConf
 
@@ -148,21 +147,9 @@ def test_a_run_on_sac_killed_after_a_task_switch_resumes_to_the_rows_of_an_unint
         Engine(stream, agent, RunDir(path), EngineOptions(checkpoint_every=stream.eval_every, progress=False)).run()
 
     run(tmp_path / "whole")
-    original = Engine.train_step
-
-    def dies_at_step_45(self, task_index):
-        if self.step == 45:
-            raise KeyboardInterrupt
-        original(self, task_index)
-
-    monkeypatch.setattr(Engine, "train_step", dies_at_step_45)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "killed")
-    monkeypatch.setattr(Engine, "train_step", original)
+    run_killed_at(45, lambda: run(tmp_path / "killed"), monkeypatch)
     run(tmp_path / "killed")
-    for table in ("evaluations.csv", "diagnostics.csv"):
-        with open(tmp_path / "whole" / table) as whole, open(tmp_path / "killed" / table) as resumed:
-            assert list(csv.DictReader(resumed)) == list(csv.DictReader(whole)), table
+    assert_same_rows(tmp_path / "killed", tmp_path / "whole")
 
 
 @pytest.mark.parametrize("protocol", protocol_names())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from cyclic_bench.protocols.cyclic_dmc import SIZES, STREAMS, CyclicDMCConfig, build
-from helpers import SMALL, Recorder, spec_for
+from helpers import SMALL, Recorder, run_killed_at, spec_for
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.dmc import DMCPool, describe, load, split_task_name
@@ -153,20 +153,7 @@ def test_a_resumed_run_continues_bit_for_bit(tmp_path, monkeypatch):
     stream = small_stream(cycles=1, steps_per_task=12, eval_every=6, episode_length=10)  # checkpoints fall mid-episode
     full = run_engine(tmp_path / "full", stream)
 
-    class Killed(Exception):
-        pass
-
-    original = Engine.train_step
-
-    def dies_at_step_9(self, task_index):
-        if self.step == 9:
-            raise Killed
-        original(self, task_index)
-
-    monkeypatch.setattr(Engine, "train_step", dies_at_step_9)
-    with pytest.raises(Killed):
-        run_engine(tmp_path / "resumed", stream)
-    monkeypatch.setattr(Engine, "train_step", original)
+    run_killed_at(9, lambda: run_engine(tmp_path / "resumed", stream), monkeypatch)
     resumed = run_engine(tmp_path / "resumed", stream)  # restarts from the step-6 checkpoint, mid-episode on cheetah
     assert len(resumed.transitions) == len(full.transitions) - 6
     for a, b in zip(full.transitions[6:], resumed.transitions, strict=True):

@@ -2,14 +2,13 @@
 runs with (each made to act); the update follows the paper's schedule; the memory check refuses what cannot fit
 before allocating and sizes the default for 30 seeds; a killed pixel run resumes to an uninterrupted run's rows."""
 
-import csv
 import io
 import math
 
 import pytest
 import torch
 from cyclic_bench.protocols.cyclic_dmc import CyclicDMCConfig, build
-from helpers import spec_for
+from helpers import assert_same_rows, run_killed_at, spec_for
 
 from cyclic_bench.cli import compose_config
 from cyclic_bench.config import plan_run
@@ -172,21 +171,9 @@ def test_a_pixel_run_killed_mid_visit_resumes_to_the_rows_of_an_uninterrupted_on
         Engine(stream, agent, RunDir(path), EngineOptions(checkpoint_every=10, progress=False)).run()
 
     run(tmp_path / "whole")
-    original = Engine.train_step
-
-    def dies_at_step_34(self, task_index):
-        if self.step == 34:
-            raise KeyboardInterrupt
-        original(self, task_index)
-
-    monkeypatch.setattr(Engine, "train_step", dies_at_step_34)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "killed")
-    monkeypatch.setattr(Engine, "train_step", original)
+    run_killed_at(34, lambda: run(tmp_path / "killed"), monkeypatch)
     run(tmp_path / "killed")
-    for table in ("evaluations.csv", "diagnostics.csv"):
-        with open(tmp_path / "whole" / table) as whole, open(tmp_path / "killed" / table) as resumed:
-            assert list(csv.DictReader(resumed)) == list(csv.DictReader(whole)), table
+    assert_same_rows(tmp_path / "killed", tmp_path / "whole")
 
 
 def test_drq_learns_to_act_on_what_its_images_show():
