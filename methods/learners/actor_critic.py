@@ -42,27 +42,32 @@ class ActorCriticConfig:
     updates_per_step: int = 1  # gradient updates per environment step
 
     def __post_init__(self) -> None:
-        require_settings(
-            "method",
-            self,
-            {
-                "actor_hidden": layer_sizes(),
-                "critic_hidden": layer_sizes(),
-                "activation": one_of(list(ACTIVATIONS)),
-                "lr": number(0, low_open=True),
-                "batch_size": integer(1),
-                "gamma": number(0, 1),
-                "tau": number(0, 1, low_open=True),
-                "buffer_size": integer(1),
-                "updates_per_step": integer(1),
-            },
-        )
-        hidden_layers = {"actor_layer_norm": len(self.actor_hidden), "critic_layer_norm": len(self.critic_hidden)}
-        require_settings("method", self, {name: layer_indices(layers) for name, layers in hidden_layers.items()})
-        require(
-            self.buffer_size >= self.batch_size,
-            f"method.buffer_size={self.buffer_size} is not allowed: it must be >= method.batch_size={self.batch_size}",
-        )
+        require_learner_settings(self)
+        require_settings("method", self, {"tau": number(0, 1, low_open=True)})
+
+
+def require_learner_settings(config) -> None:
+    """The checks every actor-critic learner's config shares (TD3, SAC, DrQ): network shapes, optimiser, replay."""
+    require_settings(
+        "method",
+        config,
+        {
+            "actor_hidden": layer_sizes(),
+            "critic_hidden": layer_sizes(),
+            "activation": one_of(list(ACTIVATIONS)),
+            "lr": number(0, low_open=True),
+            "batch_size": integer(1),
+            "gamma": number(0, 1),
+            "buffer_size": integer(1),
+            "updates_per_step": integer(1),
+        },
+    )
+    hidden_layers = {"actor_layer_norm": len(config.actor_hidden), "critic_layer_norm": len(config.critic_hidden)}
+    require_settings("method", config, {name: layer_indices(layers) for name, layers in hidden_layers.items()})
+    require(
+        config.buffer_size >= config.batch_size,
+        f"method.buffer_size={config.buffer_size} is not allowed: it must be >= method.batch_size={config.batch_size}",
+    )
 
 
 def twin_inputs(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

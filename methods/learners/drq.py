@@ -49,12 +49,12 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from cyclic_bench.methods.learners.actor_critic import q_values, twin_inputs
+from cyclic_bench.methods.learners.actor_critic import q_values, require_learner_settings, twin_inputs
 from cyclic_bench.methods.learners.sac import Temperature
 from torch import nn
 
 from cyclic_bench.conv import ConvEncoder, conv_output_size, encoder_diagnostics, random_shift
-from cyclic_bench.errors import integer, layer_indices, layer_sizes, number, one_of, require, require_settings
+from cyclic_bench.errors import integer, number, require, require_settings
 from cyclic_bench.frame_replay import FrameReplay, planned_bytes
 from cyclic_bench.learner import Batch, Learner, Network, NetworkOptions, with_terms
 from cyclic_bench.method import MethodSpec, Transition
@@ -95,19 +95,14 @@ class DrQConfig:
     updates_per_step: int = 1  # gradient updates per environment step
 
     def __post_init__(self) -> None:
+        require_learner_settings(self)
         require_settings(
             "method",
             self,
             {
-                "actor_hidden": layer_sizes(),
-                "critic_hidden": layer_sizes(),
-                "activation": one_of(list(ACTIVATIONS)),
                 "conv_layers": integer(1),
                 "conv_channels": integer(1),
                 "feature_dim": integer(1),
-                "lr": number(0, low_open=True),
-                "batch_size": integer(1),
-                "gamma": number(0, 1),
                 "critic_tau": number(0, 1, low_open=True),
                 "encoder_tau": number(0, 1, low_open=True),
                 "target_every": integer(1),
@@ -116,19 +111,11 @@ class DrQConfig:
                 "log_std_min": number(),
                 "log_std_max": number(),
                 "image_pad": integer(0),
-                "buffer_size": integer(1),
-                "updates_per_step": integer(1),
             },
         )
-        hidden_layers = {"actor_layer_norm": len(self.actor_hidden), "critic_layer_norm": len(self.critic_hidden)}
-        require_settings("method", self, {name: layer_indices(layers) for name, layers in hidden_layers.items()})
         require(
             self.log_std_min < self.log_std_max,
             f"method.log_std_min={self.log_std_min} is not allowed: it must be below method.log_std_max={self.log_std_max}",
-        )
-        require(
-            self.buffer_size >= self.batch_size,
-            f"method.buffer_size={self.buffer_size} is not allowed: it must be >= method.batch_size={self.batch_size}",
         )
 
 
